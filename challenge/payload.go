@@ -30,14 +30,22 @@ func ParsePayload(p []byte) ([]byte, error) {
 	if len(p) > maxPayloadSize {
 		return nil, fmt.Errorf("payload: %d bytes, over the limit of %d", len(p), maxPayloadSize)
 	}
-	var v payload
-	if err := json.Unmarshal(p, &v); err != nil {
+	// A map, not the struct: encoding/json matches struct fields without
+	// regard to case, and "attobj" is not "attObj".
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(p, &m); err != nil {
 		return nil, fmt.Errorf("payload: %w", err)
 	}
-	if v.AttObj == "" {
-		return nil, errors.New("payload: attObj is missing or empty")
+	var s string
+	if raw, ok := m["attObj"]; !ok {
+		return nil, errors.New("payload: attObj is missing")
+	} else if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("payload: attObj is not a string: %w", err)
 	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(v.AttObj)
+	if s == "" {
+		return nil, errors.New("payload: attObj is empty")
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("payload: attObj is not unpadded base64url: %w", err)
 	}

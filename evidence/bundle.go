@@ -3,6 +3,7 @@ package evidence
 import (
 	"errors"
 	"fmt"
+	"mime"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/veraison/cmw"
@@ -160,8 +161,8 @@ func checkRecord(label string, raw cbor.RawMessage) error {
 	if r.Indicator != uint64(cmw.Evidence) {
 		return fmt.Errorf("record %q indicator is %d, want %d (evidence)", label, r.Indicator, cmw.Evidence)
 	}
-	if r.MediaType == "" {
-		return fmt.Errorf("record %q media type is empty", label)
+	if _, _, err := mime.ParseMediaType(r.MediaType); err != nil {
+		return fmt.Errorf("record %q media type %q: %w", label, r.MediaType, err)
 	}
 	return nil
 }

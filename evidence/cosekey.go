@@ -114,8 +114,12 @@ func publicFromCOSEKey(raw []byte) (crypto.PublicKey, error) {
 	if err := strictDec.Unmarshal(labels[1], &kty); err != nil || labels[1] == nil {
 		return nil, errors.New("COSE_Key: kty (1) missing or not an integer")
 	}
-	if cose.KeyType(kty) == coseKeyTypeRSA {
+	switch cose.KeyType(kty) {
+	case coseKeyTypeRSA:
 		return publicFromRSACOSEKey(raw)
+	case cose.KeyTypeEC2, cose.KeyTypeOKP:
+	default:
+		return nil, fmt.Errorf("%w: COSE_Key kty %d (want 1 OKP, 2 EC2 or 3 RSA)", ErrUnsupportedKey, kty)
 	}
 	var ck cose.Key
 	if err := ck.UnmarshalCBOR(raw); err != nil {
