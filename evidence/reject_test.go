@@ -222,7 +222,10 @@ func TestParseBundleRejects(t *testing.T) {
 		{"kc media type", func(m map[string]any) []byte { m["kc"] = rec("application/cbor", kc); return nil }, `kc record has media type "application/cbor"`},
 		{"indicator 1", func(m map[string]any) []byte { m["platform"] = []any{MediaTypeTSMReport, []byte("x"), 1}; return nil }, "indicator is 1, want 4"},
 		{"two-element record", func(m map[string]any) []byte { m["platform"] = []any{MediaTypeTSMReport, []byte("x")}; return nil }, "is not [media type, value, indicator]"},
-		{"tag CMW", func(m map[string]any) []byte { m["platform"] = cbor.Tag{Number: 1668576818, Content: []byte("x")}; return nil }, "is not [media type, value, indicator]"},
+		{"tag CMW", func(m map[string]any) []byte {
+			m["platform"] = cbor.Tag{Number: 1668576818, Content: []byte("x")}
+			return nil
+		}, "is not [media type, value, indicator]"},
 		{"value as text", func(m map[string]any) []byte { m["platform"] = []any{MediaTypeTSMReport, "x", 4}; return nil }, "value: not a byte string"},
 		{"oversized item", func(m map[string]any) []byte {
 			m["platform"] = rec(MediaTypeTSMReport, make([]byte, MaxItemSize+1))
