@@ -80,13 +80,12 @@ type TDXPKI struct {
 // TDXTestPKI returns the committed test chain (evidence/sim/testdata), the
 // same in every process, valid from 2025 to 2075. Nothing trusts its root
 // unless a caller passes it in (tsm.TDXOptions.Roots).
-func TDXTestPKI() *TDXPKI {
+func TDXTestPKI() (*TDXPKI, error) {
 	p, err := tdxpki.Parse([]byte(tdxTestChainPEM), []byte(tdxTestPCKKeyPEM))
 	if err != nil {
-		// Committed files of this package; the tests load them.
-		panic(fmt.Sprintf("sim: committed TDX test PKI: %v", err))
+		return nil, fmt.Errorf("sim: committed TDX test PKI: %w", err)
 	}
-	return &TDXPKI{pki: p}
+	return &TDXPKI{pki: p}, nil
 }
 
 // NewTDXPKI generates a fresh test chain (for a test whose quotes must chain
@@ -106,12 +105,25 @@ func (p *TDXPKI) Root() *x509.Certificate { return p.pki.Root }
 func (p *TDXPKI) RootPEM() []byte { return p.pki.RootPEM() }
 
 // TDXTestRoot returns the root of the committed test chain, for
-// tsm.TDXOptions.Roots in tests and the demo.
-func TDXTestRoot() *x509.Certificate { return TDXTestPKI().Root() }
+// tsm.TDXOptions.Roots in tests and the demo. Every process gets the same
+// certificate, byte for byte.
+func TDXTestRoot() (*x509.Certificate, error) {
+	p, err := TDXTestPKI()
+	if err != nil {
+		return nil, err
+	}
+	return p.Root(), nil
+}
 
 // TDXTestRootPEM returns the root of the committed test chain as PEM, for a
-// development policy file.
-func TDXTestRootPEM() []byte { return TDXTestPKI().RootPEM() }
+// development policy file (tsm.ParseTDXRoots reads it back).
+func TDXTestRootPEM() ([]byte, error) {
+	p, err := TDXTestPKI()
+	if err != nil {
+		return nil, err
+	}
+	return p.RootPEM(), nil
+}
 
 // DefaultTDXMRTD returns the MRTD a simulated TD reports when its options
 // name none: SHA-384("attest-acme simulated TD").
@@ -152,6 +164,7 @@ type TDXOptions struct {
 type TDX struct {
 	attester *tsm.Attester
 	client   configfsi.Client
+	root     *x509.Certificate
 	// header is the quote header; mrtd, rtmrs and attrs the TD's identity.
 	header *pb.Header
 	mrtd   []byte
@@ -191,14 +204,18 @@ func NewTDX(opts TDXOptions) (*TDX, error) {
 	}
 	pki := opts.PKI
 	if pki == nil {
-		pki = TDXTestPKI()
+		var err error
+		if pki, err = TDXTestPKI(); err != nil {
+			return nil, err
+		}
 	}
 	ak, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("sim: TDX attestation key: %w", err)
 	}
 	t := &TDX{
-		ak: ak,
+		root: pki.Root(),
+		ak:   ak,
 		header: &pb.Header{
 			Version:            abi.QuoteVersion,
 			AttestationKeyType: abi.AttestationKeyType,
@@ -339,6 +356,10 @@ func (t *TDX) outblob(inblob []byte, _ uint) ([]byte, error) {
 // Client returns the TD's fake configfs-tsm, for a tsm.Attester with other
 // options.
 func (t *TDX) Client() configfsi.Client { return t.client }
+
+// Roots are the trust anchors the TD's quotes chain to (the root of its
+// PKI), as tsm.TDXOptions.Roots takes them.
+func (t *TDX) Roots() []*x509.Certificate { return []*x509.Certificate{t.root} }
 
 // BindingHash is SHA-512 (the inblob is 64 bytes).
 func (t *TDX) BindingHash() crypto.Hash { return t.attester.BindingHash() }

@@ -60,14 +60,42 @@ AiEA4J0lrHoMs+Xo5o/sX6O9QWxHRAvZUGOdRQ7cvqRXaqI=
 
 // IntelSGXRootCA returns Intel's SGX Root CA certificate, the trust anchor a
 // TDXVerifier uses when its options name no other.
-func IntelSGXRootCA() *x509.Certificate {
-	b, _ := pem.Decode([]byte(intelSGXRootCAPEM))
-	c, err := x509.ParseCertificate(b.Bytes)
+func IntelSGXRootCA() (*x509.Certificate, error) {
+	roots, err := ParseTDXRoots([]byte(intelSGXRootCAPEM))
 	if err != nil {
-		// A constant of this file; the tests parse it.
-		panic(fmt.Sprintf("tsm: embedded Intel SGX Root CA: %v", err))
+		return nil, fmt.Errorf("tdx: embedded Intel SGX Root CA: %w", err)
 	}
-	return c
+	return roots[0], nil
+}
+
+// ParseTDXRoots reads trust anchors for TDXOptions.Roots from PEM (a policy
+// file's): one or more CERTIFICATE blocks, each a CA certificate, and nothing
+// else but white space.
+func ParseTDXRoots(pemData []byte) ([]*x509.Certificate, error) {
+	var roots []*x509.Certificate
+	rest := pemData
+	for len(bytes.TrimSpace(rest)) > 0 {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil, fmt.Errorf("tdx: root %d: not PEM", len(roots))
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("tdx: root %d: PEM block %q, want CERTIFICATE", len(roots), b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("tdx: root %d: %w", len(roots), err)
+		}
+		if !c.IsCA {
+			return nil, fmt.Errorf("tdx: root %d (%s) is not a CA certificate", len(roots), c.Subject)
+		}
+		roots = append(roots, c)
+	}
+	if len(roots) == 0 {
+		return nil, errors.New("tdx: no root certificate in PEM")
+	}
+	return roots, nil
 }
 
 // TDXOptions configures a TDXVerifier.
@@ -121,7 +149,11 @@ type TDXVerifier struct {
 func NewTDXVerifier(opts TDXOptions) (*TDXVerifier, error) {
 	roots := opts.Roots
 	if len(roots) == 0 {
-		roots = []*x509.Certificate{IntelSGXRootCA()}
+		intel, err := IntelSGXRootCA()
+		if err != nil {
+			return nil, err
+		}
+		roots = []*x509.Certificate{intel}
 	}
 	pool := x509.NewCertPool()
 	for i, c := range roots {

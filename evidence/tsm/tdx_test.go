@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
@@ -44,7 +45,16 @@ func fixedClock(t time.Time) func() time.Time { return func() time.Time { return
 // testTDXVerifier trusts the committed test root.
 func testTDXVerifier(t testing.TB) *tsm.TDXVerifier {
 	t.Helper()
-	v, err := tsm.NewTDXVerifier(tsm.TDXOptions{Roots: []*x509.Certificate{sim.TDXTestRoot()}, Now: fixedClock(tdxNow)})
+	return tdxVerifierAt(t, tdxNow)
+}
+
+func tdxVerifierAt(t testing.TB, now time.Time) *tsm.TDXVerifier {
+	t.Helper()
+	root, err := sim.TDXTestRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tsm.NewTDXVerifier(tsm.TDXOptions{Roots: []*x509.Certificate{root}, Now: fixedClock(now)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +127,15 @@ func TestTDXAppraiseRoundTrip(t *testing.T) {
 		t.Fatalf("provider %q, want %q", r.Provider, tsm.ProviderTDX)
 	}
 
-	c, err := testTDXVerifier(t).Appraise(r.OutBlob, d)
+	// The way the verifier does it: the tsm dispatcher over the report map.
+	all, err := tsm.NewVerifier(tsm.Options{TDX: testTDXVerifier(t)}).Appraise(ev.Data, d)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if all.Provider != tsm.ProviderTDX || all.TDX == nil || all.SNP != nil {
+		t.Fatalf("dispatcher claims: %+v", all)
+	}
+	c := all.TDX
 	check := []struct {
 		name      string
 		got, want []byte
@@ -187,10 +202,8 @@ func TestTDXAppraiseRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	late, err := tsm.NewTDXVerifier(tsm.TDXOptions{Roots: []*x509.Certificate{sim.TDXTestRoot()}, Now: fixedClock(time.Date(2080, 1, 1, 0, 0, 0, 0, time.UTC))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	late := tdxVerifierAt(t, time.Date(2080, 1, 1, 0, 0, 0, 0, time.UTC))
+	early := tdxVerifierAt(t, time.Date(2024, 12, 31, 0, 0, 0, 0, time.UTC))
 
 	tests := []struct {
 		name    string
@@ -214,7 +227,9 @@ func TestTDXAppraiseRejects(t *testing.T) {
 		{name: "default Intel root rejects the test chain", v: intel, quote: good, d: d,
 			want: "certificate signed by unknown authority"},
 		{name: "PCK chain expired", v: late, quote: good, d: d,
-			want: "certificate has expired or is not yet valid"},
+			want: "certificate has expired or is not yet valid: current time 2080-01-01T00:00:00Z is after"},
+		{name: "PCK chain not yet valid", v: early, quote: good, d: d,
+			want: "certificate has expired or is not yet valid: current time 2024-12-31T00:00:00Z is before"},
 		{name: "truncated below the smallest quote", quote: good[:600], d: d,
 			want: "tdx: quote is 600 bytes, shorter than the smallest TDX quote (1020)"},
 		{name: "truncated inside the PCK chain", quote: good[:len(good)-100], d: d,
@@ -320,8 +335,12 @@ func TestTDXDefaultRootIsIntels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !tsm.IntelSGXRootCA().Equal(chain.RootCertificate) {
-		t.Fatalf("embedded root %s is not the root of go-tdx-guest's sample quote (%s)", tsm.IntelSGXRootCA().Subject, chain.RootCertificate.Subject)
+	intel, err := tsm.IntelSGXRootCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !intel.Equal(chain.RootCertificate) {
+		t.Fatalf("embedded root %s is not the root of go-tdx-guest's sample quote (%s)", intel.Subject, chain.RootCertificate.Subject)
 	}
 
 	// The sample file carries 39 bytes after the signed data; Appraise
@@ -343,6 +362,62 @@ func TestTDXDefaultRootIsIntels(t *testing.T) {
 	if _, err := v.Appraise(testdata.RawQuote, q.GetTdQuoteBody().GetReportData()); err == nil || !strings.Contains(err.Error(), "39 bytes after its signed data") {
 		t.Fatalf("sample quote with trailing bytes: got %v", err)
 	}
+}
+
+func TestParseTDXRoots(t *testing.T) {
+	pemRoot, err := sim.TDXTestRootPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := tsm.ParseTDXRoots(pemRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := sim.TDXTestRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(roots) != 1 || !roots[0].Equal(want) {
+		t.Fatalf("ParseTDXRoots(TDXTestRootPEM) = %d roots, want the test root", len(roots))
+	}
+	// A verifier built from the PEM (a policy file) accepts the test quote.
+	v, err := tsm.NewTDXVerifier(tsm.TDXOptions{Roots: roots, Now: fixedClock(tdxNow)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := bindingD(t)
+	if _, err := v.Appraise(quote(t, newTD(t, sim.TDXOptions{}), d), d); err != nil {
+		t.Fatal(err)
+	}
+
+	pck := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: extractPCK(t, quote(t, newTD(t, sim.TDXOptions{}), d)).Raw})
+	for name, tc := range map[string]struct{ in, want string }{
+		"empty":            {"", "no root certificate"},
+		"not PEM":          {"hello", "not PEM"},
+		"a private key":    {"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", `PEM block "PRIVATE KEY"`},
+		"a leaf":           {string(pck), "is not a CA certificate"},
+		"trailing garbage": {string(pemRoot) + "x", "root 1: not PEM"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := tsm.ParseTDXRoots([]byte(tc.in))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one that says %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func extractPCK(t *testing.T, q []byte) *x509.Certificate {
+	t.Helper()
+	p, err := abi.QuoteToProto(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := verify.ExtractChainFromQuote(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chain.PCKCertificate
 }
 
 func TestNewTDXVerifierRejects(t *testing.T) {
