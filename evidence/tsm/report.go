@@ -1,6 +1,7 @@
 package tsm
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -97,7 +98,10 @@ func ParseReport(b []byte) (*Report, error) {
 	}
 	var m map[string]cbor.RawMessage
 	if err := strictDec.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("tsm report: not a CBOR map with text keys: %w", err)
+		if _, ok := errors.AsType[*cbor.UnmarshalTypeError](err); ok {
+			return nil, fmt.Errorf("tsm report: not a map with text keys: %w", err)
+		}
+		return nil, fmt.Errorf("tsm report: malformed CBOR: %w", err)
 	}
 	for k := range m {
 		if k != keyProvider && k != keyOutBlob && k != keyAuxBlob {

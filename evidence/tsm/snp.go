@@ -23,10 +23,6 @@ type SNPOptions struct {
 	// Now returns the time at which the certificates must be valid; nil
 	// means time.Now.
 	Now func() time.Time
-	// PermitProvisionalFirmware accepts reports whose committed TCB and
-	// firmware version are below the current ones (a firmware update not yet
-	// committed). By default they must be equal.
-	PermitProvisionalFirmware bool
 }
 
 // SNPVerifier appraises SEV-SNP attestation reports offline: the report's
@@ -35,9 +31,8 @@ type SNPOptions struct {
 // certificate, and REPORT_DATA. It never fetches anything from AMD's Key
 // Distribution Service. It is safe for concurrent use.
 type SNPVerifier struct {
-	roots                     map[string][]*trust.AMDRootCerts
-	now                       func() time.Time
-	permitProvisionalFirmware bool
+	roots map[string][]*trust.AMDRootCerts
+	now   func() time.Time
 }
 
 // NewSNPVerifier returns a verifier with the trust anchors and clock of o.
@@ -61,7 +56,7 @@ func NewSNPVerifier(o SNPOptions) (*SNPVerifier, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &SNPVerifier{roots: snpTrustedRoots(roots), now: now, permitProvisionalFirmware: o.PermitProvisionalFirmware}, nil
+	return &SNPVerifier{roots: snpTrustedRoots(roots), now: now}, nil
 }
 
 // snpAnyGuestPolicy is the most permissive guest policy: the verifier package,
@@ -77,8 +72,9 @@ var snpAnyGuestPolicy = abi.SnpPolicy{
 //   - it is signed by the VCEK (or VLEK) whose certificate is in the auxblob,
 //     and that certificate chains to a trusted ASK (ASVK) and ARK at Now;
 //   - go-sev-guest's consistency checks hold: REPORTED_TCB is the TCB the
-//     certificate is issued for, CHIP_ID (unless masked) is its HWID, committed
-//     and current TCB and firmware agree (see PermitProvisionalFirmware);
+//     certificate is issued for, CHIP_ID (unless masked) is its HWID, the
+//     committed TCB and firmware version equal the current ones (a provisional
+//     firmware update is not accepted);
 //   - REPORT_DATA equals d.
 func (v *SNPVerifier) Appraise(outblob, auxblob, d []byte) (*SNPClaims, error) {
 	if len(d) != abi.ReportDataSize {
@@ -128,8 +124,7 @@ func (v *SNPVerifier) Appraise(outblob, auxblob, d []byte) (*SNPClaims, error) {
 		return nil, fmt.Errorf("sev-snp: signature chain: %w", err)
 	}
 	if err := validate.SnpAttestation(att, &validate.Options{
-		GuestPolicy:               snpAnyGuestPolicy,
-		PermitProvisionalFirmware: v.permitProvisionalFirmware,
+		GuestPolicy: snpAnyGuestPolicy,
 	}); err != nil {
 		return nil, fmt.Errorf("sev-snp: report does not agree with its %v certificate or firmware: %w", info.SigningKey, err)
 	}
