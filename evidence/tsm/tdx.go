@@ -133,10 +133,11 @@ type TDXOptions struct {
 //
 // What it does NOT check, because that needs Intel's collateral service
 // (PCS), which a TDXVerifier never contacts: the TCB status of the platform
-// (TDX module and SGX TCB against Intel's TCB info), the QE identity (QE
-// MRSIGNER, ISVSVN against Intel's QE identity), and revocation of the PCK
-// leaf or intermediate (Intel's CRLs). A platform with an out-of-date or
-// revoked TCB passes. The measurements it returns (MRTD, RTMRs, ...) are
+// (TEE_TCB_SVN and the PCK certificate's SGX TCB against Intel's TCB info),
+// the QE identity (the QE report's MRSIGNER, ISVPRODID, attributes and
+// ISVSVN against Intel's QE identity; they are returned as facts), and
+// revocation of the PCK leaf or intermediate (Intel's CRLs). A platform with
+// an out-of-date or revoked TCB passes. The measurements it returns (MRTD, RTMRs, ...) are
 // facts; which values are acceptable, and whether a debug TD is, is the
 // verifier package's policy.
 type TDXVerifier struct {
@@ -202,6 +203,13 @@ type TDXClaims struct {
 	ReportData []byte
 	// FMSPC is the platform's FMSPC from the PCK certificate (6 bytes).
 	FMSPC []byte
+	// QEMRSigner, QEISVProdID and QEISVSVN identify the Quoting Enclave
+	// that signed the quote (its report's MRSIGNER, 32 bytes, ISVPRODID
+	// and ISVSVN). Intel's TD QE has ISVPRODID 2; no expected value is
+	// checked here.
+	QEMRSigner  []byte
+	QEISVProdID uint16
+	QEISVSVN    uint16
 }
 
 // Appraise checks a raw TDX quote (the tdx_guest outblob) as TDXVerifier
@@ -241,6 +249,7 @@ func (v *TDXVerifier) Appraise(quote, d []byte) (*TDXClaims, error) {
 	}
 	rtmrs := body.GetRtmrs()
 	attrs := body.GetTdAttributes()
+	qe := q.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetQeReport()
 	return &TDXClaims{
 		Version:       uint16(q.GetHeader().GetVersion()),
 		QEVendorID:    q.GetHeader().GetQeVendorId(),
@@ -256,6 +265,9 @@ func (v *TDXVerifier) Appraise(quote, d []byte) (*TDXClaims, error) {
 		XFAM:          body.GetXfam(),
 		ReportData:    body.GetReportData(),
 		FMSPC:         fmspc,
+		QEMRSigner:    qe.GetMrSigner(),
+		QEISVProdID:   uint16(qe.GetIsvProdId()), // abi checked it fits in 16 bits
+		QEISVSVN:      uint16(qe.GetIsvSvn()),
 	}, nil
 }
 

@@ -170,6 +170,9 @@ func TestTDXAppraiseRoundTrip(t *testing.T) {
 	if c.Version != 4 {
 		t.Errorf("version %d, want 4", c.Version)
 	}
+	if len(c.QEMRSigner) != 32 || c.QEISVProdID != 2 || c.QEISVSVN != 4 {
+		t.Errorf("QE MRSIGNER %x, ISVPRODID %d, ISVSVN %d; want 32 bytes, 2 and 4 (the simulated TD QE)", c.QEMRSigner, c.QEISVProdID, c.QEISVSVN)
+	}
 }
 
 func TestTDXAppraiseReportsDebugTD(t *testing.T) {
@@ -358,6 +361,10 @@ func TestTDXDefaultRootIsIntels(t *testing.T) {
 	}
 	if !bytes.Equal(c.MRTD, q.GetTdQuoteBody().GetMrTd()) || hex.EncodeToString(c.FMSPC) != "50806f000000" {
 		t.Fatalf("claims of the sample quote: MRTD %x, FMSPC %x", c.MRTD, c.FMSPC)
+	}
+	// Intel's QE signing key hash and the TD QE's product ID.
+	if hex.EncodeToString(c.QEMRSigner) != "dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5" || c.QEISVProdID != 2 {
+		t.Fatalf("QE of the sample quote: MRSIGNER %x, ISVPRODID %d", c.QEMRSigner, c.QEISVProdID)
 	}
 	if _, err := v.Appraise(testdata.RawQuote, q.GetTdQuoteBody().GetReportData()); err == nil || !strings.Contains(err.Error(), "39 bytes after its signed data") {
 		t.Fatalf("sample quote with trailing bytes: got %v", err)
