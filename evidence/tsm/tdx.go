@@ -119,8 +119,10 @@ type TDXOptions struct {
 //     data;
 //   - the header names the ECDSA-256 attestation key type and the TDX TEE type;
 //   - the PCK chain in the quote (PCK leaf, intermediate, root, as PEM) has
-//     the shape Intel's has (P-256 keys, ECDSA-SHA256, Intel's common names)
-//     and chains from the PCK leaf through the quote's intermediate to one of
+//     the shape Intel's has (P-256 keys, ECDSA-SHA256, Intel's common names;
+//     go-tdx-guest accepts only "Intel SGX PCK Platform CA" as the
+//     intermediate, so a PCK leaf of Intel's Processor CA is rejected) and
+//     chains from the PCK leaf through the quote's intermediate to one of
 //     the trusted roots, each certificate valid at Now;
 //   - the PCK leaf's SGX extensions parse (they give FMSPC);
 //   - the QE report is signed by the PCK leaf's key, and its REPORTDATA is
