@@ -44,6 +44,7 @@ type subcommand struct {
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"version": {"print the version", runVersion},
+		"ca":      {"serve the CA (step-ca with the cmw format), or init a development one", runCA},
 	}
 }
 
