@@ -54,10 +54,18 @@ const (
 func newTSMClient(p provider) configfsi.Client {
 	sub := &faketsm.ReportSubsystem{
 		MakeEntry: func() *faketsm.ReportEntry {
-			return &faketsm.ReportEntry{InAttrs: map[string]*faketsm.ReportAttributeState{
-				attrInBlob:    {},
-				attrPrivlevel: {Value: fmt.Appendf(nil, "%d\n", p.privlevelFloor)},
-			}}
+			return &faketsm.ReportEntry{
+				InAttrs: map[string]*faketsm.ReportAttributeState{
+					attrInBlob:    {},
+					attrPrivlevel: {Value: fmt.Appendf(nil, "%d\n", p.privlevelFloor)},
+				},
+				// faketsm serves a fresh entry's read-only attributes from
+				// here (ReadAttr answers once something has been written).
+				ROAttrs: map[string][]byte{
+					attrProvider:       []byte(p.name + "\n"),
+					attrPrivlevelFloor: fmt.Appendf(nil, "%d\n", p.privlevelFloor),
+				},
+			}
 		},
 		CheckInAttr: func(_ *faketsm.ReportEntry, attr string, contents []byte) error {
 			switch attr {
