@@ -33,6 +33,8 @@ type Policy struct {
 	MediaTypes []string `yaml:"media_types"`
 	// Session configures the HTTP service's challenge-response sessions.
 	Session SessionConfig `yaml:"session"`
+	// Server configures `attest-acme verifier` (listen address, TLS, metrics).
+	Server ServerConfig `yaml:"server"`
 	// TrustAnchors per platform.
 	TrustAnchors TrustAnchors `yaml:"trust_anchors"`
 	// Workloads are the named sets of reference values evidence is matched
@@ -56,6 +58,22 @@ type SessionConfig struct {
 	Lifetime DurationValue `yaml:"lifetime"`
 	// Max is the number of open sessions at once; default 1024.
 	Max int `yaml:"max"`
+}
+
+// ServerConfig is the "server" section, used by the verifier service.
+type ServerConfig struct {
+	// Listen is the API's address; default "127.0.0.1:8443".
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files. If both are named and neither
+	// exists, a self-signed certificate for TLSHosts is made and saved.
+	TLSCert PathValue `yaml:"tls_cert"`
+	TLSKey  PathValue `yaml:"tls_key"`
+	// TLSHosts are the DNS names and IP addresses of a generated certificate.
+	TLSHosts []string `yaml:"tls_hosts"`
+	// PlainHTTP serves the API without TLS (loopback tests, a TLS proxy in front).
+	PlainHTTP bool `yaml:"plain_http"`
+	// MetricsListen serves /metrics on its own address; empty serves it on Listen.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // TrustAnchors is the "trust_anchors" section.
@@ -272,6 +290,14 @@ func (p *Policy) check() error {
 	} else if p.Session.Lifetime.Duration < time.Second || p.Session.Lifetime.Duration > time.Hour {
 		return p.errAt(p.Session.Lifetime.line, "session.lifetime", "%s is outside 1s..1h", p.Session.Lifetime.Duration)
 	}
+	if p.Server.Listen == "" {
+		p.Server.Listen = "127.0.0.1:8443"
+	}
+	if !p.Server.PlainHTTP && (p.Server.TLSCert.Path == "" || p.Server.TLSKey.Path == "") {
+		if p.Server.TLSCert.Path != "" || p.Server.TLSKey.Path != "" {
+			return fmt.Errorf("%s: server: name both tls_cert and tls_key, or neither", p.file)
+		}
+	}
 	if p.Session.Max == 0 {
 		p.Session.Max = 1024
 	} else if p.Session.Max < 0 {
@@ -483,4 +509,12 @@ func loadPublicKey(path string) (crypto.PublicKey, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
+}
+
+// Path resolves a path of the policy file against the file's directory.
+func (p *Policy) Path(v PathValue) string {
+	if v.Path == "" {
+		return ""
+	}
+	return p.path(v)
 }

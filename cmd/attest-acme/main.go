@@ -43,8 +43,9 @@ type subcommand struct {
 
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
-		"version": {"print the version", runVersion},
-		"ca":      {"serve the CA (step-ca with the cmw format), or init a development one", runCA},
+		"version":  {"print the version", runVersion},
+		"verifier": {"serve the verifier, or check a policy file", runVerifier},
+		"ca":       {"serve the CA (step-ca with the cmw format), or init a development one", runCA},
 	}
 }
 
