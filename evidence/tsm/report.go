@@ -3,7 +3,6 @@ package tsm
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/attest-acme/attest-acme/evidence"
 	"github.com/fxamacker/cbor/v2"
@@ -50,9 +49,6 @@ var (
 	strictDec = evidence.StrictDecMode(16)
 )
 
-// knownProviders lists the providers a report map may name.
-var knownProviders = []string{ProviderTDX, ProviderSNP, ProviderCCA}
-
 // Marshal checks r and encodes it deterministically.
 func (r *Report) Marshal() ([]byte, error) {
 	if err := r.check(); err != nil {
@@ -70,12 +66,10 @@ func (r *Report) Marshal() ([]byte, error) {
 
 // check applies the rules every report map obeys, encoded or decoded.
 func (r *Report) check() error {
-	known := false
-	for _, p := range knownProviders {
-		known = known || r.Provider == p
-	}
-	if !known {
-		return fmt.Errorf("tsm report: provider %q is not one of %s", r.Provider, strings.Join(knownProviders, ", "))
+	switch r.Provider {
+	case ProviderTDX, ProviderSNP, ProviderCCA:
+	default:
+		return fmt.Errorf("tsm report: provider %q is not one of %s, %s, %s", r.Provider, ProviderTDX, ProviderSNP, ProviderCCA)
 	}
 	if len(r.OutBlob) == 0 {
 		return fmt.Errorf("tsm report: outblob is empty")
@@ -133,7 +127,11 @@ const (
 	cborText  byte = 3
 )
 
-var majorNames = map[byte]string{0: "an unsigned integer", 1: "a negative integer", 2: "a byte string", 3: "a text string", 4: "an array", 5: "a map", 6: "a tagged item", 7: "a simple value or float"}
+// majorName names a CBOR major type for error messages.
+func majorName(major byte) string {
+	return [...]string{"an unsigned integer", "a negative integer", "a byte string", "a text string",
+		"an array", "a map", "a tagged item", "a simple value or float"}[major&7]
+}
 
 // decodeField decodes m[key] into out after checking its CBOR major type, so
 // that the library's conversions (an array of small integers into []byte, a
@@ -150,7 +148,7 @@ func decodeField(m map[string]cbor.RawMessage, key string, required bool, major 
 		return fmt.Errorf("tsm report: %s is empty", key)
 	}
 	if got := raw[0] >> 5; got != major {
-		return fmt.Errorf("tsm report: %s is %s, want %s", key, majorNames[got], majorNames[major])
+		return fmt.Errorf("tsm report: %s is %s, want %s", key, majorName(got), majorName(major))
 	}
 	if err := strictDec.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("tsm report: %s: %w", key, err)

@@ -61,8 +61,8 @@ func NewSNPVerifier(o SNPOptions) (*SNPVerifier, error) {
 
 // snpAnyGuestPolicy is the most permissive guest policy: the verifier package,
 // not this one, decides which policy bits are acceptable.
-var snpAnyGuestPolicy = abi.SnpPolicy{
-	SMT: true, MigrateMA: true, Debug: true, CXLAllowed: true,
+func snpAnyGuestPolicy() abi.SnpPolicy {
+	return abi.SnpPolicy{SMT: true, MigrateMA: true, Debug: true, CXLAllowed: true}
 }
 
 // Appraise checks an SEV-SNP report (outblob) against the certificate table
@@ -114,6 +114,14 @@ func (v *SNPVerifier) Appraise(outblob, auxblob, d []byte) (*SNPClaims, error) {
 		return nil, fmt.Errorf("sev-snp: no %v in auxblob (offline appraisal)", info.SigningKey)
 	}
 
+	line, err := snpProductLine(report, ekCert, info.SigningKey)
+	if err != nil {
+		return nil, err
+	}
+	if len(v.roots[line]) == 0 {
+		return nil, fmt.Errorf("sev-snp: no trusted roots for product line %s", line)
+	}
+
 	att := &spb.Attestation{Report: report, CertificateChain: chain}
 	if err := verify.SnpAttestation(att, &verify.Options{
 		DisableCertFetching: true,
@@ -124,16 +132,12 @@ func (v *SNPVerifier) Appraise(outblob, auxblob, d []byte) (*SNPClaims, error) {
 		return nil, fmt.Errorf("sev-snp: signature chain: %w", err)
 	}
 	if err := validate.SnpAttestation(att, &validate.Options{
-		GuestPolicy: snpAnyGuestPolicy,
+		GuestPolicy: snpAnyGuestPolicy(),
 	}); err != nil {
 		return nil, fmt.Errorf("sev-snp: report does not agree with its %v certificate or firmware: %w", info.SigningKey, err)
 	}
 	if !bytes.Equal(report.GetReportData(), d) {
 		return nil, fmt.Errorf("sev-snp: REPORT_DATA is %x, want D = %x", report.GetReportData(), d)
-	}
-	line, err := snpProductLine(report, ekCert, info.SigningKey)
-	if err != nil {
-		return nil, err
 	}
 	return snpClaims(report, info.SigningKey, line)
 }

@@ -144,6 +144,14 @@ func TestSNPRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	amd, err := tsm.AMDSNPRoots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	genoaOnly, err := tsm.NewSNPVerifier(tsm.SNPOptions{Roots: amd[1:2], Now: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
 	later, err := tsm.NewSNPVerifier(tsm.SNPOptions{Roots: roots, Now: func() time.Time { return time.Date(2060, 1, 1, 0, 0, 0, 0, time.UTC) }})
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +181,8 @@ func TestSNPRejects(t *testing.T) {
 			nil, nil, d, "VCEK could not be verified by any trusted roots"},
 		{"simulated report under AMD's production roots", amdOnly, goodReport.OutBlob, goodReport.AuxBlob, d,
 			"VCEK could not be verified by any trusted roots"},
+		{"no roots for the report's product line", genoaOnly, goodReport.OutBlob, goodReport.AuxBlob, d,
+			"no trusted roots for product line Milan"},
 		{"tampered report", v, tampered, goodReport.AuxBlob, d, "report signature verification error"},
 		{"certificates expired at appraisal time", later, goodReport.OutBlob, goodReport.AuxBlob, d, "certificate has expired"},
 		{"report version 1", v, nil, nil, d, "report version 1, want 2 or later"},
