@@ -15,8 +15,8 @@
 // default is AMD's production roots, which reject everything this package
 // produces.
 //
-// This package imports evidence and evidence/tsm (the backend it simulates) and
-// nothing else of this project. It does not import go-sev-guest/testing, which
+// This package imports evidence, evidence/tsm (the backend it simulates) and its
+// own internal packages, and nothing else of this project. It does not import go-sev-guest/testing, which
 // registers global command-line flags; it builds its certificate chain with
 // crypto/x509 from the keys in go-sev-guest/testing/data, which registers none.
 package sim

@@ -14,6 +14,10 @@ import (
 // the same way. Seeds: real simulator output (below) and the committed corpus
 // in testdata/fuzz/FuzzParseReport (report maps from the simulator and
 // malformed ones: duplicate keys, deep nesting, wrong types).
+//
+// The simulator's report maps are 6 KiB; by default go test spends up to 60 s
+// minimizing each new input derived from them, during which the exec count
+// stands still. -fuzzminimizetime=50x keeps the fuzzer fuzzing.
 func FuzzParseReport(f *testing.F) {
 	s := newSNP(f, sim.SNPOptions{})
 	f.Add(attest(f, s, testD(1)))
