@@ -117,3 +117,15 @@ func TestEARNonceEncodings(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkSignEAR(b *testing.B) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, _ := NewSigner(k, time.Now)
+	o := Outcome{Platform: PlatformTPM, Status: ear.TrustTierAffirming, Key: k.Public(), Workload: "w", Nonce: make([]byte, 32), PolicyID: "p"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Sign(o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -12,7 +12,7 @@ var allStatuses = []ear.TrustTier{ear.TrustTierAffirming, ear.TrustTierWarning, 
 
 // decodeEAR checks tok's signature and nonce and returns what it says,
 // whatever its status.
-func decodeEAR(t *testing.T, f *fixture, tok, nonce []byte) *Result {
+func decodeEAR(t testing.TB, f *fixture, tok, nonce []byte) *Result {
 	t.Helper()
 	c := &Checker{Key: f.signer.Public(), Now: func() time.Time { return f.now }, Accept: allStatuses}
 	r, err := c.CheckWithoutKey(tok, nonce)

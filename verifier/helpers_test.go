@@ -68,7 +68,7 @@ workloads:
 
 // newFixture writes the simulators' test roots and a policy into a temp dir.
 // pcr0 is the expected sha256 PCR 0 (the simulator's initial value is zeros).
-func newFixture(t *testing.T, akPEM []byte) *fixture {
+func newFixture(t testing.TB, akPEM []byte) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	snpPEM, err := sim.SNPTestRootsPEM()
@@ -114,14 +114,14 @@ func newFixture(t *testing.T, akPEM []byte) *fixture {
 	return f
 }
 
-func write(t *testing.T, path string, b []byte) {
+func write(t testing.TB, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func pemPublic(t *testing.T, k crypto.PublicKey) []byte {
+func pemPublic(t testing.TB, k crypto.PublicKey) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(k)
 	if err != nil {
@@ -131,7 +131,7 @@ func pemPublic(t *testing.T, k crypto.PublicKey) []byte {
 }
 
 // goodSNP is a simulated guest that matches workload snp-web.
-func goodSNP(t *testing.T, mod func(*sim.SNPOptions)) evidence.Attester {
+func goodSNP(t testing.TB, mod func(*sim.SNPOptions)) evidence.Attester {
 	t.Helper()
 	o := sim.SNPOptions{Measurement: snpMeasurement, HostData: snpHostData, ReportedTCB: tcbRaw(3, 0, 8, 115)}
 	if mod != nil {
@@ -149,7 +149,7 @@ func tcbRaw(bl, tee, snp, ucode uint8) uint64 {
 }
 
 // answer makes a bundle for a fresh key with attester a, for key authorization ka.
-func answer(t *testing.T, a evidence.Attester, ka string, now time.Time) (*challenge.Answer, *ecdsa.PrivateKey) {
+func answer(t testing.TB, a evidence.Attester, ka string, now time.Time) (*challenge.Answer, *ecdsa.PrivateKey) {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ans, err := challenge.NewAnswer(context.Background(), a, ka, k.Public(), now)
@@ -163,7 +163,7 @@ func nonceOf(ka string) []byte { n := sha256.Sum256([]byte(ka)); return n[:] }
 
 // appraise appraises a bundle and checks the EAR's signature and nonce, and
 // returns what it says (without demanding an affirming status).
-func (f *fixture) appraise(t *testing.T, bundle, nonce []byte) *Result {
+func (f *fixture) appraise(t testing.TB, bundle, nonce []byte) *Result {
 	t.Helper()
 	tok, err := f.app.Appraise(context.Background(), evidence.Evidence{MediaType: evidence.MediaTypeBundle, Data: bundle}, nonce)
 	if err != nil {
@@ -172,7 +172,7 @@ func (f *fixture) appraise(t *testing.T, bundle, nonce []byte) *Result {
 	return decodeEAR(t, f, tok, nonce)
 }
 
-func mustKey(t *testing.T) crypto.PublicKey {
+func mustKey(t testing.TB) crypto.PublicKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/veraison/ear"
 )
 
-func newTestService(t *testing.T, f *fixture, mod func(*ServiceConfig)) *httptest.Server {
+func newTestService(t testing.TB, f *fixture, mod func(*ServiceConfig)) *httptest.Server {
 	t.Helper()
 	cfg := ServiceConfig{Verifier: f.app, MediaTypes: f.app.MediaTypes(), Key: f.signer.Public(), Now: func() time.Time { return f.now }}
 	if mod != nil {
