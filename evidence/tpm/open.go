@@ -1,6 +1,7 @@
 package tpm
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -29,8 +30,8 @@ const (
 //     (platform) port on PORT+1, or named with "?ctrl=HOST:PORT" (OpenTCP);
 //   - "simulator": the in-process simulator (OpenSimulator).
 //
-// The caller closes what it gets.
-func Open(spec string) (transport.TPMCloser, error) {
+// ctx bounds connecting to a TPM over TCP. The caller closes what it gets.
+func Open(ctx context.Context, spec string) (transport.TPMCloser, error) {
 	switch {
 	case spec == SimulatorSpec:
 		return OpenSimulator()
@@ -53,7 +54,7 @@ func Open(spec string) (transport.TPMCloser, error) {
 		if ctrl == "" {
 			ctrl = net.JoinHostPort(host, strconv.FormatUint(p+1, 10))
 		}
-		return OpenTCP(u.Host, ctrl)
+		return OpenTCP(ctx, u.Host, ctrl)
 	default:
 		return nil, fmt.Errorf("tpm: %q names no TPM: want a device path, tcp://HOST:PORT or %q", spec, SimulatorSpec)
 	}
@@ -81,12 +82,25 @@ func OpenDevice(path string) (transport.TPMCloser, error) {
 //
 //	swtpm socket --tpm2 --server type=tcp,port=P --ctrl type=tcp,port=P+1 \
 //	    --flags not-need-init,startup-clear --tpmstate dir=DIR
-func OpenTCP(cmdAddr, ctrlAddr string) (transport.TPMCloser, error) {
+//
+// swtpm serves one connection at a time: while another client holds it, the
+// TPM accepts the connection but does not answer. OpenTCP then gives up when
+// ctx is done.
+func OpenTCP(ctx context.Context, cmdAddr, ctrlAddr string) (transport.TPMCloser, error) {
 	t, err := tcp.Open(tcp.Config{CommandAddress: cmdAddr, PlatformAddress: ctrlAddr})
 	if err != nil {
 		return nil, fmt.Errorf("tpm: connecting to %s: %w", cmdAddr, err)
 	}
-	if err := probe(t); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- probe(t) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		t.Close() // unblocks the probe
+		<-done
+		return nil, fmt.Errorf("tpm: %s does not answer (is another client connected?): %w", cmdAddr, ctx.Err())
+	}
+	if err != nil {
 		t.Close()
 		return nil, fmt.Errorf("tpm: %s: %w (is it started? swtpm needs --flags not-need-init,startup-clear)", cmdAddr, err)
 	}

@@ -125,13 +125,13 @@ func ParseQuote(b []byte) (*Quote, error) {
 
 	q := &Quote{}
 	var err error
-	if q.AK, err = decodeBstr(fields[keyAK], keyAK, maxAKSize); err != nil {
+	if q.AK, err = decodeBstr(fields[keyAK], `"ak"`, maxAKSize); err != nil {
 		return nil, err
 	}
-	if q.Quoted, err = decodeBstr(fields[keyQuoted], keyQuoted, maxQuotedSize); err != nil {
+	if q.Quoted, err = decodeBstr(fields[keyQuoted], `"quoted"`, maxQuotedSize); err != nil {
 		return nil, err
 	}
-	if q.Sig, err = decodeBstr(fields[keySig], keySig, maxSigSize); err != nil {
+	if q.Sig, err = decodeBstr(fields[keySig], `"sig"`, maxSigSize); err != nil {
 		return nil, err
 	}
 	if q.PCRs, err = decodePCRs(fields[keyPCRs]); err != nil {
@@ -206,7 +206,7 @@ func decodePCRs(raw cbor.RawMessage) (PCRValues, error) {
 	}
 	var banks map[uint64]cbor.RawMessage
 	if err := quoteDec.Unmarshal(raw, &banks); err != nil {
-		return nil, fmt.Errorf("tpm quote: %q: bank keys must be unsigned integers: %w", keyPCRs, err)
+		return nil, fmt.Errorf("tpm quote: %q: bank: %w", keyPCRs, err)
 	}
 	if len(banks) > MaxBanks {
 		return nil, fmt.Errorf("tpm quote: %q holds %d banks, at most %d allowed", keyPCRs, len(banks), MaxBanks)
@@ -225,14 +225,14 @@ func decodePCRs(raw cbor.RawMessage) (PCRValues, error) {
 		}
 		var vals map[uint64]cbor.RawMessage
 		if err := quoteDec.Unmarshal(banks[alg], &vals); err != nil {
-			return nil, fmt.Errorf("tpm quote: %q: bank %s: PCR indices must be unsigned integers: %w", keyPCRs, b, err)
+			return nil, fmt.Errorf("tpm quote: %q: bank %s: %w", keyPCRs, b, err)
 		}
 		out[b] = make(map[int][]byte, len(vals))
 		for i, v := range vals {
 			if i >= NumPCRs {
 				return nil, fmt.Errorf("tpm quote: %q: bank %s: PCR index %d is out of range 0-%d", keyPCRs, b, i, NumPCRs-1)
 			}
-			val, err := decodeBstr(v, fmt.Sprintf("%s: PCR %s:%d", keyPCRs, b, i), 64)
+			val, err := decodeBstr(v, fmt.Sprintf("%q: PCR %s:%d", keyPCRs, b, i), 64)
 			if err != nil {
 				return nil, err
 			}
@@ -260,7 +260,7 @@ func decodeAKChain(raw cbor.RawMessage) ([][]byte, error) {
 	out := make([][]byte, len(certs))
 	for i, c := range certs {
 		var err error
-		if out[i], err = decodeBstr(c, fmt.Sprintf("%s[%d]", keyAKChain, i), maxCertSize); err != nil {
+		if out[i], err = decodeBstr(c, fmt.Sprintf("%q[%d]", keyAKChain, i), maxCertSize); err != nil {
 			return nil, err
 		}
 	}
@@ -283,17 +283,18 @@ func majorType(raw []byte) int {
 }
 
 // decodeBstr decodes a byte string of at most max bytes, refusing the other
-// CBOR types that the library would otherwise convert into a []byte.
-func decodeBstr(raw cbor.RawMessage, name string, max int) ([]byte, error) {
+// CBOR types that the library would otherwise convert into a []byte. label
+// names the field in errors.
+func decodeBstr(raw cbor.RawMessage, label string, max int) ([]byte, error) {
 	if majorType(raw) != cborBstr {
-		return nil, fmt.Errorf("tpm quote: %q is not a byte string", name)
+		return nil, fmt.Errorf("tpm quote: %s is not a byte string", label)
 	}
 	var v []byte
 	if err := quoteDec.Unmarshal(raw, &v); err != nil {
-		return nil, fmt.Errorf("tpm quote: %q: %w", name, err)
+		return nil, fmt.Errorf("tpm quote: %s: %w", label, err)
 	}
 	if len(v) > max {
-		return nil, fmt.Errorf("tpm quote: %q is %d bytes, over the limit of %d", name, len(v), max)
+		return nil, fmt.Errorf("tpm quote: %s is %d bytes, over the limit of %d", label, len(v), max)
 	}
 	return v, nil
 }
