@@ -78,3 +78,11 @@ func TestOpenTCPGivesUpOnABusySwtpm(t *testing.T) {
 		t.Fatalf("error %v does not wrap the context's", err)
 	}
 }
+
+func TestOpenSimulatorWithoutCgo(t *testing.T) {
+	if haveSimulator {
+		t.Skip("this build has the simulator")
+	}
+	_, err := Open(context.Background(), SimulatorSpec)
+	wantErr(t, err, "needs a cgo build")
+}
