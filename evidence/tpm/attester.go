@@ -70,8 +70,10 @@ type Config struct {
 }
 
 // Attester produces TPM quotes over caller-chosen qualifyingData; it
-// implements evidence.Attester. It serialises its TPM commands, so one
-// Attester may be shared by goroutines; it does not close the TPM.
+// implements evidence.Attester. It serialises its own TPM commands, so one
+// Attester may be shared by goroutines; two Attesters on one TPM connection
+// must not attest at the same time, as go-tpm transports are not safe for
+// concurrent use. It does not close the TPM.
 type Attester struct {
 	mu     sync.Mutex
 	tpm    transport.TPM
@@ -95,7 +97,10 @@ type Attester struct {
 var _ evidence.Attester = (*Attester)(nil)
 
 // NewAttester loads or creates the AK on tpm as cfg says and checks the AK
-// certificate chain, if any, against it. Close flushes the AK.
+// certificate chain, if any, against it. A created AK stays loaded as a
+// transient object until Close flushes it; a TPM has only a few object slots
+// (three on the simulator), which the kernel's resource manager (/dev/tpmrm0)
+// virtualises but a raw device, swtpm or the simulator do not.
 func NewAttester(tpm transport.TPM, cfg Config) (*Attester, error) {
 	sel := cfg.PCRs
 	if sel == nil {

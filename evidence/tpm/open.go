@@ -30,7 +30,9 @@ const (
 //     (platform) port on PORT+1, or named with "?ctrl=HOST:PORT" (OpenTCP);
 //   - "simulator": the in-process simulator (OpenSimulator).
 //
-// ctx bounds connecting to a TPM over TCP. The caller closes what it gets.
+// ctx bounds connecting to a TPM over TCP; opening the simulator waits for
+// any other handle to it to close, whatever ctx says. The caller closes what
+// it gets.
 func Open(ctx context.Context, spec string) (transport.TPMCloser, error) {
 	switch {
 	case spec == SimulatorSpec:
