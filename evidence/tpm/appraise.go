@@ -5,12 +5,14 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
@@ -34,6 +36,51 @@ type Verifier struct {
 	aks   []crypto.PublicKey
 	roots *x509.CertPool
 	now   func() time.Time
+	// akCache holds parsed AKs: the same TPM sends the same TPMT_PUBLIC with
+	// every quote, and go-tpm's reflection-based decoding of it costs more
+	// than the quote's signature check.
+	akCache akCache
+}
+
+// akCacheSize bounds the parsed AKs a Verifier keeps.
+const akCacheSize = 4096
+
+// akCache maps the SHA-256 of a TPMT_PUBLIC to its parse. Parsing is a pure
+// function of the bytes, so a hit is exactly what parsing again would give;
+// trust in the key is still decided on every appraisal.
+type akCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]akCacheEntry
+}
+
+type akCacheEntry struct {
+	ak *akKey
+	fp string
+}
+
+func (c *akCache) parse(b []byte) (*akKey, string, error) {
+	sum := sha256.Sum256(b)
+	c.mu.Lock()
+	e, ok := c.m[sum]
+	c.mu.Unlock()
+	if ok {
+		return e.ak, e.fp, nil
+	}
+	ak, err := parseAK(b)
+	if err != nil {
+		return nil, "", err
+	}
+	fp, err := AKFingerprint(ak.key)
+	if err != nil {
+		return nil, "", err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= akCacheSize {
+		c.m = make(map[[32]byte]akCacheEntry) // simple: start over when full
+	}
+	c.m[sum] = akCacheEntry{ak, fp}
+	c.mu.Unlock()
+	return ak, fp, nil
 }
 
 // NewVerifier returns a Verifier for the anchors.
@@ -120,14 +167,11 @@ func (v *Verifier) Appraise(evidence []byte, d []byte) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	ak, err := parseAK(q.AK)
+	ak, fp, err := v.akCache.parse(q.AK)
 	if err != nil {
 		return nil, fmt.Errorf("tpm: ak: %w", err)
 	}
-	claims := &Claims{AK: ak.key}
-	if claims.AKFingerprint, err = AKFingerprint(ak.key); err != nil {
-		return nil, fmt.Errorf("tpm: ak: %w", err)
-	}
+	claims := &Claims{AK: ak.key, AKFingerprint: fp}
 	if claims.AKCertificate, err = v.trustAK(ak.key, claims.AKFingerprint, q.AKChain); err != nil {
 		return nil, err
 	}
