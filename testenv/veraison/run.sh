@@ -46,7 +46,10 @@ pid_of() {
 	pid="$(cat "$f")"
 	[[ $pid =~ ^[0-9]+$ ]] || return 0
 	exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
-	[[ $exe == "$bin/$1-service" ]] && echo "$pid"
+	# "(deleted)" when build.sh replaced the binary while it ran.
+	if [[ $exe == "$bin/$1-service" || $exe == "$bin/$1-service (deleted)" ]]; then
+		echo "$pid"
+	fi
 	return 0
 }
 
