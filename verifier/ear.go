@@ -164,7 +164,7 @@ func (c *Checker) Check(token, nonce []byte, key crypto.PublicKey) (*Result, err
 		return nil, err
 	}
 	if r.Key == nil {
-		return nil, errors.New("EAR: no akpub in ear.veraison.key-attestation")
+		return nil, errors.New("EAR: no submod carries the attested key (no akpub in ear.veraison.key-attestation)")
 	}
 	if !keysEqual(r.Key, key) {
 		return nil, errors.New("EAR: akpub is not the key named in the kc")
@@ -248,17 +248,13 @@ func (c *Checker) check(token, nonce []byte) (*Result, error) {
 			return nil, fmt.Errorf("EAR: submod %q has no status", name)
 		}
 		if !slices.Contains(accept, *a.Status) {
-			reason := ""
-			if a.VeraisonPolicyClaims != nil {
-				reason, _ = (*a.VeraisonPolicyClaims)[claimReason].(string)
-			}
-			if reason != "" {
+			if reason := reasonOf(a); reason != "" {
 				return nil, fmt.Errorf("EAR: submod %q status is %s: %s", name, a.Status, reason)
 			}
 			return nil, fmt.Errorf("EAR: submod %q status is %s", name, a.Status)
 		}
 		// The platform submod is the one that carries akpub, or the only one.
-		if a.VeraisonKeyAttestation == nil && (len(names) > 1) {
+		if a.VeraisonKeyAttestation == nil && len(names) > 1 {
 			continue
 		}
 		if r.Platform != "" {
@@ -273,8 +269,8 @@ func (c *Checker) check(token, nonce []byte) (*Result, error) {
 		}
 		if a.VeraisonPolicyClaims != nil {
 			r.Workload, _ = (*a.VeraisonPolicyClaims)[claimWorkload].(string)
-			r.Reason, _ = (*a.VeraisonPolicyClaims)[claimReason].(string)
 		}
+		r.Reason = reasonOf(a)
 		if a.VeraisonKeyAttestation != nil {
 			k, err := a.GetKeyAttestation()
 			if err != nil {
@@ -284,9 +280,26 @@ func (c *Checker) check(token, nonce []byte) (*Result, error) {
 		}
 	}
 	if r.Platform == "" {
-		return nil, errors.New("EAR: no submod carries the attested key")
+		// Several submods, none with a key (a Veraison CCA result: platform
+		// and realm): all were accepted above; name them all.
+		r.Platform = strings.Join(names, "+")
+		r.Status = *ar.Submods[names[0]].Status
 	}
 	return r, nil
+}
+
+// reasonOf returns a submod's explanation of its status: our "reason", or
+// the "problem" a Veraison deployment writes.
+func reasonOf(a *ear.Appraisal) string {
+	if a.VeraisonPolicyClaims == nil {
+		return ""
+	}
+	for _, k := range []string{claimReason, "problem"} {
+		if s, ok := (*a.VeraisonPolicyClaims)[k].(string); ok && s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // decodeEARNonce accepts eat_nonce as base64url with or without padding
