@@ -44,12 +44,12 @@ type caOptions struct {
 // testCA is caplugin's development CA (what `attest-acme ca init` writes),
 // served in-process on a loopback TLS listener with the embedded verifier.
 type testCA struct {
-	dir    string
-	url    string // ACME directory
-	roots  *x509.CertPool
+	dir     string
+	url     string // ACME directory
+	roots   *x509.CertPool
 	rootPEM string // path of the root certificate
-	earKey *ecdsa.PublicKey
-	logs   *syncBuffer
+	earKey  *ecdsa.PublicKey
+	logs    *syncBuffer
 }
 
 func startCA(t *testing.T, o caOptions) *testCA {
@@ -239,6 +239,13 @@ func (l *eventLog) add(e acmeclient.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.events = append(l.events, e)
+}
+
+// snapshot returns the events so far.
+func (l *eventLog) snapshot() []acmeclient.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]acmeclient.Event(nil), l.events...)
 }
 
 // stages lists the stages reported, in order.
