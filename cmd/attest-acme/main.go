@@ -46,6 +46,7 @@ func subcommands() map[string]subcommand {
 		"version":  {"print the version", runVersion},
 		"verifier": {"serve the verifier, or check a policy file", runVerifier},
 		"ca":       {"serve the CA (step-ca with the cmw format), or init a development one", runCA},
+		"inspect":  {"show what a payload, bundle, evidence, EAR or certificate holds", runInspect},
 
 		// For images without a shell: HEALTHCHECK ["attest-acme", "healthcheck", URL].
 		"healthcheck": {"GET a URL; exit 0 iff it answers 2xx (container health checks)", runHealthcheck},
