@@ -36,6 +36,11 @@ type Config struct {
 	Storage *Storage
 	// Attester produces the platform evidence for each challenge.
 	Attester evidence.Attester
+	// OpenAttester, used when Attester is nil, opens the attester at the
+	// start of each issuance, and close releases it at the end: a renewal
+	// that is not due, or a daemon between renewals, holds no TPM or
+	// configfs-tsm open. Its error is returned as is.
+	OpenAttester func(ctx context.Context) (a evidence.Attester, close func(), err error)
 	// HTTPClient talks to the CA; nil means NewHTTPClient(nil, 0) (system
 	// roots). Its transport is wrapped, never changed.
 	HTTPClient *http.Client
@@ -79,8 +84,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Storage == nil {
 		return nil, errors.New("acmeclient: Config.Storage is required")
 	}
-	if cfg.Attester == nil {
-		return nil, errors.New("acmeclient: Config.Attester is required")
+	if cfg.Attester == nil && cfg.OpenAttester == nil {
+		return nil, errors.New("acmeclient: Config.Attester or Config.OpenAttester is required")
 	}
 	if strings.ContainsAny(cfg.Email, "/\\") || strings.HasPrefix(cfg.Email, ".") || strings.ContainsFunc(cfg.Email, unicode.IsSpace) {
 		return nil, fmt.Errorf("email %q: not an address", cfg.Email)
@@ -226,6 +231,7 @@ type flow struct {
 	thumbprint string
 	key        crypto.Signer
 	req        Request
+	attester   evidence.Attester
 	// set by the challenge
 	answer *challenge.Answer
 }
@@ -235,7 +241,15 @@ func (c *Client) obtain(ctx context.Context, r Request) (*Certificate, error) {
 	if err := r.check(); err != nil {
 		return nil, err
 	}
-	f := &flow{c: c, ctx: ctx, hc: httpClientFor(ctx, c.cfg.HTTPClient), req: r, key: r.Key}
+	f := &flow{c: c, ctx: ctx, hc: httpClientFor(ctx, c.cfg.HTTPClient), req: r, key: r.Key, attester: c.cfg.Attester}
+	if f.attester == nil {
+		a, closeAttester, err := c.cfg.OpenAttester(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer closeAttester()
+		f.attester = a
+	}
 	if f.key == nil {
 		var err error
 		if f.key, err = GenerateKey(r.KeyType); err != nil {
@@ -401,7 +415,7 @@ func (f *flow) attest(azURL string, id Identifier, ch *acme.Challenge) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	start := time.Now()
-	ans, err := challenge.NewAnswer(f.ctx, f.c.cfg.Attester, keyAuth, f.key.Public(), f.c.cfg.Now())
+	ans, err := challenge.NewAnswer(f.ctx, f.attester, keyAuth, f.key.Public(), f.c.cfg.Now())
 	if err != nil {
 		if f.ctx.Err() != nil {
 			return f.ctx.Err()

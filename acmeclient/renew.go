@@ -35,6 +35,12 @@ func RenewThreshold(notBefore, notAfter time.Time, expiresIn time.Duration) time
 	return notAfter.Sub(notBefore) / 3
 }
 
+// Due reports whether cur must be renewed at now: less than
+// RenewThreshold(expiresIn) of its validity remains.
+func Due(cur *Saved, expiresIn time.Duration, now time.Time) bool {
+	return cur.NotAfter.Sub(now) < RenewThreshold(cur.NotBefore, cur.NotAfter, expiresIn)
+}
+
 // Renew renews the stored certificate for o.Identifier if it is due (or
 // o.Force), with fresh evidence, and a new key unless o.ReuseKey. It returns
 // the certificate now stored and whether it is a new one. There must be a
@@ -48,7 +54,7 @@ func (c *Client) Renew(ctx context.Context, o RenewOptions) (*Saved, bool, error
 	now := c.cfg.Now()
 	remaining := cur.NotAfter.Sub(now)
 	threshold := RenewThreshold(cur.NotBefore, cur.NotAfter, o.ExpiresIn)
-	due := o.Force || remaining < threshold
+	due := o.Force || Due(cur, o.ExpiresIn, now)
 	msg := fmt.Sprintf("certificate %s valid until %s (%s left); renewal below %s: ", cur.Serial,
 		cur.NotAfter.Format(time.RFC3339), remaining.Round(time.Second), threshold.Round(time.Second))
 	switch {

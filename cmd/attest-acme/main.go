@@ -47,6 +47,9 @@ func subcommands() map[string]subcommand {
 		"verifier": {"serve the verifier, or check a policy file", runVerifier},
 		"ca":       {"serve the CA (step-ca with the cmw format), or init a development one", runCA},
 		"inspect":  {"show what a payload, bundle, evidence, EAR or certificate holds", runInspect},
+		"obtain":   {"get an attested certificate (ACME device-attest-01 with fresh evidence)", runObtain},
+		"renew":    {"renew a stored certificate when due, with fresh evidence", runRenew},
+		"run":      {"keep a certificate renewed (daemon), with a hook after each renewal", runRun},
 
 		// For images without a shell: HEALTHCHECK ["attest-acme", "healthcheck", URL].
 		"healthcheck": {"GET a URL; exit 0 iff it answers 2xx (container health checks)", runHealthcheck},
