@@ -87,9 +87,9 @@ func (in *inspector) certificate(der []byte, depth int) (*Node, error) {
 
 // certBasics adds the fields every certificate description has.
 func certBasics(n *Node, c *x509.Certificate, opts Options) {
-	n.add("subject", "subject", c.Subject.String())
-	n.add("issuer", "issuer", c.Issuer.String())
-	n.add("serial", "serial", Hex(c.SerialNumber.Bytes()))
+	n.add("subject", "subject", orEmpty(c.Subject.String()))
+	n.add("issuer", "issuer", orEmpty(c.Issuer.String()))
+	n.add("serial", "serial", c.SerialNumber.Text(16))
 	v := Group{field("not_before", "not before", c.NotBefore), field("not_after", "not after", c.NotAfter)}
 	text := fmt.Sprintf("%s to %s", c.NotBefore.UTC().Format("2006-01-02T15:04:05Z"), c.NotAfter.UTC().Format("2006-01-02T15:04:05Z"))
 	if opts.Now != nil {
@@ -116,7 +116,7 @@ func certSummary(der []byte) *Node {
 	if err != nil {
 		return opaque("certificate: not valid", der, err.Error())
 	}
-	n := &Node{Kind: KindCertificate, Title: "certificate " + c.Subject.String()}
+	n := &Node{Kind: KindCertificate, Title: fmt.Sprintf("X.509 certificate (DER, %d bytes)", len(der))}
 	certBasics(n, c, Options{})
 	n.Fields = append(n.Fields, keyField("public_key", "public key", c.PublicKey))
 	return n
@@ -195,6 +195,14 @@ func parseSANs(c *x509.Certificate) (sans x509util.SubjectAlternativeNames, err 
 		}
 	}()
 	return x509util.ParseSubjectAlternativeNames(c)
+}
+
+// orEmpty shows an empty distinguished name as such.
+func orEmpty(dn string) string {
+	if dn == "" {
+		return "(empty)"
+	}
+	return dn
 }
 
 // stringList turns strings into a List.

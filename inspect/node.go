@@ -22,6 +22,7 @@ const (
 	KindTSMReport   Kind = "tsm-report"         // configfs-tsm report map
 	KindSNPReport   Kind = "sev-snp-report"     // AMD SEV-SNP ATTESTATION_REPORT
 	KindTDXQuote    Kind = "tdx-quote"          // Intel TDX quote (version 4)
+	KindSNPCerts    Kind = "sev-snp-cert-table" // SEV-SNP certificate table (auxblob)
 	KindEAR         Kind = "ear"                // EAR, a signed JWT
 	KindJWS         Kind = "jws"                // a compact JWS whose payload is not an EAR
 	KindCertificate Kind = "certificate"        // X.509 certificate

@@ -163,7 +163,7 @@ func snpTCB(key, label string, raw uint64) Field {
 // snpCertTable decodes the GHCB certificate table of a SEV-SNP auxblob
 // with go-sev-guest's abi, and each certificate in it.
 func snpCertTable(b []byte) *Node {
-	n := &Node{Kind: KindOpaque, Title: fmt.Sprintf("SEV-SNP certificate table (%d bytes)", len(b))}
+	n := &Node{Kind: KindSNPCerts, Title: fmt.Sprintf("SEV-SNP certificate table (%d bytes)", len(b))}
 	headers, err := sevabi.ParseSnpCertTableHeader(b)
 	if err != nil {
 		return opaque("SEV-SNP certificate table: not valid", b, err.Error())
@@ -179,14 +179,16 @@ func snpCertTable(b []byte) *Node {
 	if err := table.Unmarshal(b); err != nil {
 		return opaque("SEV-SNP certificate table: not valid", b, err.Error())
 	}
-	entries := List{}
 	for _, e := range table.Entries {
+		name := snpCertName(e.GUID.String())
 		c := certSummary(e.RawCert)
 		c.Fields = append([]Field{field("guid", "GUID", e.GUID.String())}, c.Fields...)
-		c.Title = snpCertName(e.GUID.String()) + ": " + c.Title
-		entries = append(entries, c)
+		key := strings.ToLower(name)
+		if name == "" {
+			name, key = "GUID "+e.GUID.String(), "guid_"+e.GUID.String()
+		}
+		n.add(key, name, c)
 	}
-	n.add("entries", "entries", entries)
 	return n
 }
 
@@ -204,7 +206,7 @@ func snpCertName(guid string) string {
 	case sevabi.AsvkGUID:
 		return "ASVK"
 	}
-	return "unknown GUID"
+	return ""
 }
 
 // TD_ATTRIBUTES bits (Intel TDX Module ABI, TDX_ATTRIBUTES).

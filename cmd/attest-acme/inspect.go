@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/attest-acme/attest-acme/inspect"
@@ -29,8 +30,9 @@ const inspectUsage = `usage:
 flags:
   --json          print JSON (complete, full-length values) instead of text
   --ear-key FILE  verify the signature of every EAR found with this key
-exit codes: 0 printed; 1 an EAR did not verify, or FILE unreadable;
-            2 bad flags, input not recognised or over 1 MiB
+exit codes: 0 printed; 1 an EAR did not verify (the output says why);
+            2 bad flags, input not recognised or over 1 MiB;
+            3 FILE or the --ear-key file cannot be read, or is not a key
 `
 
 // runInspect is the "inspect" subcommand.
@@ -58,14 +60,14 @@ func runInspect(_ context.Context, e env) error {
 	}
 	if len(files) > 1 {
 		fs.Usage()
-		return usageError{fmt.Sprintf("inspect: one input at a time, got %d", len(files))}
+		return usageError{fmt.Sprintf("one input at a time, got %d", len(files))}
 	}
 
 	opts := inspect.Options{Now: time.Now}
 	if *earKey != "" {
 		k, err := verifier.LoadVerificationKey(*earKey)
 		if err != nil {
-			return usageError{fmt.Sprintf("--ear-key: %v", err)}
+			return codedError{exitInternal, fmt.Errorf("--ear-key: %w", err)}
 		}
 		opts.EARKey = k
 	}
@@ -74,14 +76,14 @@ func runInspect(_ context.Context, e env) error {
 	if len(files) == 1 && files[0] != "-" {
 		f, err := os.Open(files[0])
 		if err != nil {
-			return fmt.Errorf("inspect: %w", err)
+			return codedError{exitInternal, err}
 		}
 		defer f.Close()
 		name, in = files[0], f
 	}
 	data, err := io.ReadAll(io.LimitReader(in, inspect.MaxInputSize+1))
 	if err != nil {
-		return fmt.Errorf("inspect: reading %s: %w", name, err)
+		return codedError{exitInternal, fmt.Errorf("reading %s: %w", name, err)}
 	}
 
 	res, err := inspect.Inspect(data, opts)
@@ -90,7 +92,7 @@ func runInspect(_ context.Context, e env) error {
 		if errors.Is(err, inspect.ErrTooLarge) || errors.As(err, &nr) {
 			return usageError{fmt.Sprintf("%s: %v", name, err)}
 		}
-		return fmt.Errorf("inspect: %s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if *asJSON {
 		err = res.WriteJSON(e.stdout)
@@ -98,10 +100,10 @@ func runInspect(_ context.Context, e env) error {
 		err = res.WriteText(e.stdout)
 	}
 	if err != nil {
-		return fmt.Errorf("inspect: writing: %w", err)
+		return fmt.Errorf("writing: %w", err)
 	}
 	if len(res.Problems) > 0 {
-		return codedError{exitFailure, fmt.Errorf("%s: %s", name, res.Problems[0])}
+		return codedError{exitFailure, fmt.Errorf("%s: %s", name, strings.Join(res.Problems, "; "))}
 	}
 	return nil
 }
