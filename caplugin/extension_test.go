@@ -222,4 +222,3 @@ func mustExt(t *testing.T, mt string, ind cmw.Indicator) pkix.Extension {
 	}
 	return *e
 }
-

@@ -12,13 +12,16 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,9 +43,9 @@ type caSetup struct {
 	dev func(*caplugin.DevSetup)
 	// plugin edits the plugin's configuration after loading.
 	plugin func(t *testing.T, dir string, c *caplugin.Config)
-	// verifier and earKey replace the configured verifier.
-	verifier verifier.Verifier
-	earKey   *ecdsa.PublicKey
+	// verifier, if set, makes the verifier and the pinned EAR key from the
+	// CA's directory, replacing the configured verifier.
+	verifier func(t *testing.T, dir string) (verifier.Verifier, *ecdsa.PublicKey)
 	// challengeClient is what step-ca fetches http-01 answers with.
 	challengeClient stepacme.Client
 }
@@ -58,6 +61,7 @@ type testCA struct {
 	roots  *x509.CertPool
 	logs   *syncBuffer
 	earKey *ecdsa.PublicKey // the key EARs verify under
+	v      verifier.Verifier
 
 	srv    *caplugin.Server
 	reg    *prometheus.Registry
@@ -92,11 +96,10 @@ func newTestCA(t *testing.T, setup caSetup) *testCA {
 		t.Fatalf("InitDev: %v", err)
 	}
 	c := &testCA{t: t, dir: ds.Dir, files: files, setup: setup, addr: "127.0.0.1:0", logs: &syncBuffer{}}
-	c.earKey = setup.earKey
-	if c.earKey == nil {
-		if c.earKey, err = verifier.LoadVerificationKey(filepath.Join(ds.Dir, "secrets", "ear_signing_key.pem")); err != nil {
-			t.Fatal(err)
-		}
+	if setup.verifier != nil {
+		c.v, c.earKey = setup.verifier(t, ds.Dir)
+	} else if c.earKey, err = verifier.LoadVerificationKey(filepath.Join(ds.Dir, "secrets", "ear_signing_key.pem")); err != nil {
+		t.Fatal(err)
 	}
 	c.start()
 	t.Cleanup(c.stop)
@@ -119,8 +122,8 @@ func (c *testCA) start() {
 	srv, err := caplugin.New(caplugin.Options{
 		CA:              caCfg,
 		Plugin:          pc,
-		Verifier:        c.setup.verifier,
-		EARKey:          c.setup.earKey,
+		Verifier:        c.v,
+		EARKey:          c.pinnedKey(),
 		Logger:          slog.New(slog.NewTextHandler(c.logs, nil)),
 		Registry:        c.reg,
 		ChallengeClient: c.setup.challengeClient,
@@ -163,6 +166,14 @@ func (c *testCA) stop() {
 func (c *testCA) restart() {
 	c.stop()
 	c.start()
+}
+
+// pinnedKey is the EAR key passed with a verifier of the test's own.
+func (c *testCA) pinnedKey() *ecdsa.PublicKey {
+	if c.v == nil {
+		return nil
+	}
+	return c.earKey
 }
 
 func (c *testCA) directoryURL() string {
@@ -232,9 +243,10 @@ func (c *testCA) counter(name string, labels map[string]string) float64 {
 
 // attestedOrder is one permanent-identifier order in progress.
 type attestedOrder struct {
-	order *xacme.Order
-	chal  *xacme.Challenge // the device-attest-01 challenge
-	key   crypto.Signer    // the certificate key
+	order    *xacme.Order
+	chal     *xacme.Challenge // the device-attest-01 challenge
+	authzURL string           // its authorization
+	key      crypto.Signer    // the certificate key
 }
 
 // newAttestedOrder creates an order for the permanent-identifier id (and any
@@ -257,7 +269,7 @@ func newAttestedOrder(ctx context.Context, t *testing.T, cl *xacme.Client, id st
 		}
 		for _, ch := range az.Challenges {
 			if ch.Type == "device-attest-01" {
-				ao.chal = ch
+				ao.chal, ao.authzURL = ch, u
 			}
 		}
 	}
@@ -297,6 +309,13 @@ func finalize(ctx context.Context, cl *xacme.Client, o *xacme.Order, key crypto.
 	if _, err := cl.WaitOrder(ctx, o.URI); err != nil {
 		return nil, fmt.Errorf("wait order: %w", err)
 	}
+	return finalizeNow(ctx, cl, o, key, dnsNames...)
+}
+
+// finalizeNow posts the CSR without waiting for the order: for orders that
+// must never become ready (step-ca leaves an authorization whose only
+// challenge failed pending, not invalid, so waiting would not end).
+func finalizeNow(ctx context.Context, cl *xacme.Client, o *xacme.Order, key crypto.Signer, dnsNames ...string) ([]*x509.Certificate, error) {
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: dnsNames}, key)
 	if err != nil {
 		return nil, err
@@ -332,6 +351,13 @@ func problem(t *testing.T, err error) *xacme.Error {
 // verifies under the verifier's key, for nonce N, naming that key.
 func (c *testCA) checkAttestedCertificate(t *testing.T, chain []*x509.Certificate, ans *challenge.Answer, key crypto.Signer, id, wantPlatform string) *verifier.Result {
 	t.Helper()
+	return c.checkCertificate(t, chain, ans, key, id, wantPlatform, false)
+}
+
+// checkCertificate is checkAttestedCertificate; bare says the EAR is a
+// Veraison deployment's over the bare platform evidence: nonce D, no akpub.
+func (c *testCA) checkCertificate(t *testing.T, chain []*x509.Certificate, ans *challenge.Answer, key crypto.Signer, id, wantPlatform string, bare bool) *verifier.Result {
+	t.Helper()
 	if len(chain) == 0 {
 		t.Fatal("no certificate")
 	}
@@ -364,7 +390,12 @@ func (c *testCA) checkAttestedCertificate(t *testing.T, chain []*x509.Certificat
 		t.Fatalf("id-pe-cmw: %v", err)
 	}
 	chk := &verifier.Checker{Key: c.earKey, MaxAge: time.Hour}
-	res, err := chk.Check(earTok, ans.Nonce, key.Public())
+	var res *verifier.Result
+	if bare {
+		res, err = chk.CheckWithoutKey(earTok, ans.D)
+	} else {
+		res, err = chk.Check(earTok, ans.Nonce, key.Public())
+	}
 	if err != nil {
 		t.Fatalf("the EAR in the certificate does not check: %v", err)
 	}
@@ -414,4 +445,95 @@ func newSNP(t *testing.T, o sim.SNPOptions) *sim.SNP {
 		t.Fatal(err)
 	}
 	return g
+}
+
+// devAppraiser is the real in-process verifier over the CA's development
+// policy; key signs its EARs (nil: the policy's own key).
+func devAppraiser(t *testing.T, dir string, key *ecdsa.PrivateKey) *verifier.Appraiser {
+	t.Helper()
+	pol, err := verifier.LoadPolicy(filepath.Join(dir, "verifier-policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key == nil {
+		if key, _, err = verifier.LoadOrCreateSigningKey(filepath.Join(dir, "secrets", "ear_signing_key.pem")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signer, err := verifier.NewSigner(key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := verifier.NewAppraiser(verifier.AppraiserConfig{Policy: pol, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Modes of a gatedService.
+const (
+	serviceUp      int32 = iota
+	serviceDown          // the connection is dropped: unreachable
+	serviceSlow          // no answer until the client gives up
+	serviceGarbage       // 200 with a body that is not a session
+)
+
+// gatedService is attest-acme's verifier service (verifier.Service over the
+// real appraiser) on a loopback HTTP server, with a switch that makes it
+// unreachable, slow or nonsensical.
+type gatedService struct {
+	mode atomic.Int32
+	h    http.Handler
+	url  string
+}
+
+func (g *gatedService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch g.mode.Load() {
+	case serviceDown:
+		panic(http.ErrAbortHandler) // drops the connection without an answer
+	case serviceSlow:
+		<-r.Context().Done()
+	case serviceGarbage:
+		w.Header().Set("Content-Type", "application/vnd.veraison.challenge-response-session+json")
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, "<html>not a session</html>")
+	default:
+		g.h.ServeHTTP(w, r)
+	}
+}
+
+// newGatedService starts the verifier service over the CA's development policy.
+func newGatedService(t *testing.T, dir string) *gatedService {
+	t.Helper()
+	a := devAppraiser(t, dir, nil)
+	svc, err := verifier.NewService(verifier.ServiceConfig{Verifier: a, MediaTypes: a.MediaTypes(), Key: a.VerificationKey().(*ecdsa.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedService{h: svc.Handler()}
+	ts := httptest.NewServer(g)
+	t.Cleanup(ts.Close)
+	g.url = ts.URL
+	return g
+}
+
+// remoteVerifier configures the CA to call g as a remote verifier of kind
+// typ (service or veraison), with the development EAR key pinned.
+func remoteVerifier(g **gatedService, typ string, timeout time.Duration) func(*testing.T, string, *caplugin.Config) {
+	return func(t *testing.T, dir string, c *caplugin.Config) {
+		if *g == nil {
+			*g = newGatedService(t, dir)
+		}
+		c.Verifier = caplugin.VerifierConfig{Type: typ, URL: (*g).url, EARKey: filepath.Join(dir, "secrets", "ear_signing_key.pem"),
+			Timeout: caplugin.Duration{Duration: timeout}}
+	}
+}
+
+// ids returns the order, authorization and challenge IDs of an order's
+// device-attest-01 challenge, from their URLs.
+func (o *attestedOrder) ids() (order, authz, chal string) {
+	order = o.order.URI[strings.LastIndex(o.order.URI, "/")+1:]
+	parts := strings.Split(o.chal.URI, "/")
+	return order, parts[len(parts)-2], parts[len(parts)-1]
 }
