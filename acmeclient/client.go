@@ -239,7 +239,7 @@ type flow struct {
 // obtain runs the ACME exchange and returns the certificate, not yet stored.
 func (c *Client) obtain(ctx context.Context, r Request) (*Certificate, error) {
 	if err := r.check(); err != nil {
-		return nil, err
+		return nil, &RequestError{Err: err}
 	}
 	f := &flow{c: c, ctx: ctx, hc: httpClientFor(ctx, c.cfg.HTTPClient), req: r, key: r.Key, attester: c.cfg.Attester}
 	if f.attester == nil {
@@ -469,6 +469,14 @@ func (f *flow) waitChallenge(op, azURL string, got *acme.Challenge) error {
 	err := poll(f.ctx, f.post, op, azURL, f.c.cfg.PollTimeout, &az, func() (bool, error) {
 		switch az.Status {
 		case acme.StatusPending:
+			// A challenge the CA tried and failed but left pending (step-ca
+			// does so for a connection error or an internal one) waits for
+			// the client to try again: report the failure now.
+			for i := range az.Challenges {
+				if ch := &az.Challenges[i]; ch.Type == typ && ch.Error != nil {
+					return true, challengeProblem(op, ch)
+				}
+			}
 			return false, nil
 		case acme.StatusValid:
 			return true, nil

@@ -51,3 +51,25 @@ func TestObtainWithDNSNames(t *testing.T) {
 		t.Errorf("certificates directory: %v; want none written", err)
 	}
 }
+
+// TestObtainHTTP01Unreachable checks that an http-01 answer the CA cannot
+// fetch ends the issuance at once with the CA's problem (step-ca leaves
+// such a challenge pending, with its error, for the client to retry).
+func TestObtainHTTP01Unreachable(t *testing.T) {
+	hc := &http01Client{addr: freePort(t)} // nothing listens there
+	ca := startCA(t, caOptions{challengeClient: hc})
+	g, err := sim.NewSNP(sim.SNPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	solver := freePort(t)
+	cl, _ := ca.client(t, t.TempDir(), g, func(c *acmeclient.Config) { c.HTTP01Address = solver })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = cl.Obtain(ctx, acmeclient.Request{Identifier: "vm-dns", DNSNames: []string{"web.localhost"}})
+	var pe *acmeclient.ProblemError
+	if !errors.As(err, &pe) || pe.Type != "urn:ietf:params:acme:error:connection" ||
+		!strings.Contains(err.Error(), `http-01 challenge for dns "web.localhost"`) {
+		t.Fatalf("Obtain: %v; want the CA's connection problem for the http-01 challenge", err)
+	}
+}

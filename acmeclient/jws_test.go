@@ -197,7 +197,7 @@ func TestPollHonoursRetryAfter(t *testing.T) {
 		t.Fatalf("%d polls, status %q; want 3 and ready", f.posts, obj.Status)
 	}
 	err := poll(context.Background(), f.poster(), "order", f.srv.URL+"/obj", time.Minute, &obj, done)
-	if err == nil || !containsAll(err.Error(), "order: not done", "next try (in 1h0m0s) would pass the limit of 1m0s") {
+	if err == nil || !containsAll(err.Error(), `order: still "pending"`, "next try (in 1h0m0s) would pass the limit of 1m0s") {
 		t.Fatalf("poll with a long Retry-After: %v", err)
 	}
 	if f.posts != 4 {

@@ -2,6 +2,7 @@ package acmeclient
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -54,14 +55,18 @@ func poll(ctx context.Context, p *poster, op, url string, timeout time.Duration,
 		if ok, err := done(); ok || err != nil {
 			return err
 		}
+		var st struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(ans.body, &st)
 		now := time.Now()
 		wait := interval
 		if ra, ok := retryAfter(ans.header, now); ok {
 			wait = ra
 		}
 		if now.Add(wait).After(deadline) {
-			return fmt.Errorf("%s: not done after %s, and the next try (in %s) would pass the limit of %s",
-				op, now.Sub(start).Round(time.Millisecond), wait, timeout)
+			return fmt.Errorf("%s: still %q after %s, and the next try (in %s) would pass the limit of %s",
+				op, st.Status, now.Sub(start).Round(time.Millisecond), wait, timeout)
 		}
 		if err := sleep(ctx, wait); err != nil {
 			return err

@@ -104,6 +104,19 @@ func (e *EvidenceError) Error() string {
 // Unwrap returns the cause.
 func (e *EvidenceError) Unwrap() error { return e.Err }
 
+// RequestError is a request the client refuses before doing anything: an
+// identifier, DNS name or key type it cannot order.
+type RequestError struct {
+	// Err says what is wrong.
+	Err error
+}
+
+// Error says what is wrong with the request.
+func (e *RequestError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *RequestError) Unwrap() error { return e.Err }
+
 // StorageError is a failure to read or write the directory the client keeps
 // its account and certificates in.
 type StorageError struct {

@@ -94,7 +94,7 @@ func Backoff(n int, lo, hi time.Duration, r float64) time.Duration {
 // was); it returns an error only for a bad request or unreadable storage.
 func (c *Client) Run(ctx context.Context, o RunOptions) error {
 	if err := o.check(); err != nil {
-		return err
+		return &RequestError{Err: err}
 	}
 	cur, err := c.store.Load(o.Request.Identifier)
 	switch {

@@ -269,6 +269,7 @@ func (f *clientFlags) clientError(ctx context.Context, err error) error {
 	}
 	var (
 		ue usageError
+		re *acmeclient.RequestError
 		ce *acmeclient.ConnError
 		se *acmeclient.StorageError
 		ae attesterError
@@ -276,6 +277,8 @@ func (f *clientFlags) clientError(ctx context.Context, err error) error {
 	switch {
 	case errors.As(err, &ue):
 		return err
+	case errors.As(err, &re):
+		return usageError{err.Error()}
 	case ctx.Err() != nil:
 		return codedError{exitFailure, fmt.Errorf("interrupted (%v); the certificate files were left as they were", context.Cause(ctx))}
 	case errors.As(err, &ce) && ce.Untrusted && f.caRoot == "":
@@ -347,12 +350,12 @@ func (p *progress) result(sv *acmeclient.Saved, renewed bool, err error) {
 		b, _ := json.Marshal(out)
 		fmt.Fprintf(p.e.stdout, "%s\n", b)
 	case err == nil && sv != nil:
-		state := "new certificate"
+		state := "new certificate " + sv.Serial
 		if !renewed {
-			state = "current certificate, not renewed"
+			state = "certificate " + sv.Serial + " not due for renewal"
 		}
-		fmt.Fprintf(p.e.stdout, "permanent-identifier %q: %s %s, valid until %s\n  certificate  %s\n  key          %s\n  EAR          %s\n  resource     %s\n",
-			sv.Identifier, state, sv.Serial, sv.NotAfter.Format(time.RFC3339), sv.Paths.Cert, sv.Paths.Key, sv.Paths.EAR, sv.Paths.Resource)
+		fmt.Fprintf(p.e.stdout, "permanent-identifier %q: %s, valid until %s\n  certificate  %s\n  key          %s\n  EAR          %s\n  resource     %s\n",
+			sv.Identifier, state, sv.NotAfter.Format(time.RFC3339), sv.Paths.Cert, sv.Paths.Key, sv.Paths.EAR, sv.Paths.Resource)
 	}
 }
 
