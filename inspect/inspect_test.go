@@ -553,14 +553,14 @@ func TestInspectRejects(t *testing.T) {
 		want  []string
 	}{
 		{"empty", nil, []string{"as raw bytes: empty"}},
-		{"random bytes", []byte{0xff, 0x00, 0x13, 0x37, 0x42}, []string{"as raw bytes: starts with 0xff0013", "not tried: the input is binary"}},
+		{"random bytes", []byte{0xff, 0x00, 0x13, 0x37, 0x42}, []string{"as raw bytes: binary starting with 0xff0013", "which is none of: CBOR", "not tried: the input is binary"}},
 		{"prose", []byte("hello, world"), []string{"as raw bytes:", "as hex: not hex", "as base64: not base64", "as base64url: not base64url"}},
 		{"JSON of another kind", []byte(`{"token":"x"}`), []string{`members ["token"]`, "neither a device-attest-01 payload"}},
 		{"payload with bad attObj", badPayload, []string{"payload: attObj is not unpadded base64url"}},
 		{"CBOR map of another kind", []byte{0xa1, 0x61, 'x', 0x01}, []string{`keys ["x"]`, "none of: attestation object"}},
 		{"bundle that does not parse", badBundle, []string{`bundle: record "kc" is not [media type, value, indicator]`}},
 		{"kc with a wrong tag body", []byte{0xd9, 0x02, 0x59, 0xa0}, []string{"kc: claim eat_nonce (10) is missing"}},
-		{"truncated attestation object", golden(t, "attobj.cbor")[:100], []string{"as raw bytes: starts with 0xa2636", "not one well-formed CBOR item"}},
+		{"truncated attestation object", golden(t, "attobj.cbor")[:100], []string{"as raw bytes: CBOR map that is not one well-formed item: unexpected EOF"}},
 		{"hex of nothing known", []byte("00010203"), []string{"as hex: 4 bytes decoded;"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -20,8 +20,8 @@ import (
 const maxDepth = 4
 
 // notShape reports that input is not of a recogniser's kind at first sight
-// (a JSON recogniser given CBOR): the reason is a few words, and the next
-// recogniser is tried.
+// (a JSON recogniser given CBOR): the next recogniser is tried, and the
+// reason is summed up with the others' when none applies.
 type notShape string
 
 func (e notShape) Error() string { return string(e) }
@@ -53,14 +53,13 @@ func (in *inspector) recognise(b []byte, depth int) (*Node, string) {
 	if depth > maxDepth {
 		return nil, fmt.Sprintf("nested more than %d levels deep", maxDepth)
 	}
-	var shapes, failures []string
+	var failures []string
 	for _, r := range recognisers() {
 		n, err := r.try(in, b, depth)
 		if err == nil {
 			return n, ""
 		}
 		if _, ok := errors.AsType[notShape](err); ok {
-			shapes = append(shapes, err.Error())
 			continue
 		}
 		failures = append(failures, err.Error())
@@ -68,8 +67,11 @@ func (in *inspector) recognise(b []byte, depth int) (*Node, string) {
 	if len(failures) > 0 {
 		return nil, strings.Join(failures, "; ")
 	}
-	return nil, fmt.Sprintf("starts with %s, which is none of: a JSON object, a compact JWS, CBOR (tag 601, map or array), DER, a SEV-SNP report or a TDX quote (%s)",
-		leading(b), strings.Join(shapes, "; "))
+	if isText(b) {
+		return nil, "text that is neither a JSON object nor a compact JWS (header.payload.signature)"
+	}
+	return nil, fmt.Sprintf("binary starting with %s, which is none of: CBOR (tag 601, map or array), DER, a SEV-SNP report (%d bytes) or a TDX quote",
+		leading(b), sevabi.ReportSize)
 }
 
 // leading describes the first bytes of b for error messages.
@@ -125,6 +127,17 @@ const (
 	cborMajorTag   = 6
 )
 
+// cborMajorName names the major types recogniseCBOR takes.
+func cborMajorName(major byte) string {
+	switch major {
+	case cborMajorArray:
+		return "array"
+	case cborMajorMap:
+		return "map"
+	}
+	return "tag"
+}
+
 // uccsTagHead is the head of CBOR tag 601 (RFC 9781), which a kc starts with.
 const uccsTagHead = "\xd9\x02\x59"
 
@@ -132,10 +145,16 @@ const uccsTagHead = "\xd9\x02\x59"
 // (attestation object, bundle, configfs-tsm report, TPM quote, chosen by
 // their keys) and CMW records (arrays or other tags).
 func (in *inspector) recogniseCBOR(b []byte, depth int) (*Node, error) {
-	if cbor.Wellformed(b) != nil {
-		return nil, notShape("not one well-formed CBOR item")
+	// Every CBOR object recognised here starts with a byte above 0x7e, so
+	// text is never one of them.
+	major := b[0] >> 5
+	if isText(b) || (major != cborMajorArray && major != cborMajorMap && major != cborMajorTag) {
+		return nil, notShape("not a CBOR map, array or tag")
 	}
-	switch b[0] >> 5 {
+	if err := cbor.Wellformed(b); err != nil {
+		return nil, fmt.Errorf("CBOR %s that is not one well-formed item: %w", cborMajorName(major), err)
+	}
+	switch major {
 	case cborMajorTag:
 		if bytes.HasPrefix(b, []byte(uccsTagHead)) {
 			return in.kc(b)
@@ -143,9 +162,6 @@ func (in *inspector) recogniseCBOR(b []byte, depth int) (*Node, error) {
 		return in.cmwRecord(b, depth)
 	case cborMajorArray:
 		return in.cmwRecord(b, depth)
-	case cborMajorMap:
-	default:
-		return nil, notShape("CBOR, but not a map, an array or a tag")
 	}
 	var m map[any]cbor.RawMessage
 	if err := cbor.Unmarshal(b, &m); err != nil {
@@ -175,7 +191,9 @@ func (in *inspector) recogniseCBOR(b []byte, depth int) (*Node, error) {
 
 // recogniseDER takes an X.509 certificate in DER.
 func (in *inspector) recogniseDER(b []byte, depth int) (*Node, error) {
-	if b[0] != 0x30 { // an ASN.1 SEQUENCE
+	// A certificate is a SEQUENCE of more than 127 bytes, whose length
+	// octets are not printable: text is never one.
+	if b[0] != 0x30 || isText(b) { // an ASN.1 SEQUENCE
 		return nil, notShape("not DER (no SEQUENCE)")
 	}
 	return in.certificate(b, depth)
