@@ -387,3 +387,38 @@ func challengeStatus(ctx context.Context, t *testing.T, cl *xacme.Client, o *att
 	t.Fatalf("authorization %s lost its challenge", o.authzURL)
 	return ""
 }
+
+// TestFinalizeFailsClosedWhenThePolicyChanged: the enforcer re-checks the
+// issuance policy at finalize; a CA restarted with a policy that no longer
+// allows the identifier signs nothing for the earlier, valid challenge.
+func TestFinalizeFailsClosedWhenThePolicyChanged(t *testing.T) {
+	ctx := testContext(t)
+	tighten := false
+	ca := newTestCA(t, caSetup{plugin: func(_ *testing.T, _ string, c *caplugin.Config) {
+		if tighten {
+			c.Issuance[0].PermanentIdentifiers = []string{"prod-*"}
+		}
+	}})
+	cl := ca.client(ctx)
+	o := newAttestedOrder(ctx, t, cl, "vm-1")
+	ans := answer(ctx, t, cl, newSNP(t, sim.SNPOptions{}), o.chal, o.key.Public())
+	if ch, err := accept(ctx, cl, o.chal, ans.Payload); err != nil || ch.Status != "valid" {
+		t.Fatalf("accept: %v, %+v", err, ch)
+	}
+	tighten = true
+	ca.restart()
+	cl.HTTPClient.CloseIdleConnections()
+
+	_, err := finalize(ctx, cl, o.order, o.key)
+	// step-ca reports any refusal by a certificate enforcer as an internal
+	// error of the finalize request; the reason is in the CA's log.
+	if p := problem(t, err); p.ProblemType != urnServerInternal {
+		t.Fatalf("finalize: %v, want %s", err, urnServerInternal)
+	}
+	if _, ok := ca.logs.logLine("attested certificate refused", `may not have permanent-identifier \"vm-1\"`); !ok {
+		t.Fatalf("no log line says why the certificate was refused:\n%s", ca.logs)
+	}
+	if got := ca.counter("attest_acme_ca_certificates_total", map[string]string{"result": "refused"}); got != 1 {
+		t.Fatalf("refused certificates counted %v, want 1", got)
+	}
+}

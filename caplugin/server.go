@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/smallstep/certificates/acme"
 	acmeAPI "github.com/smallstep/certificates/acme/api"
@@ -56,7 +57,8 @@ type Options struct {
 	// Logger receives the plugin's log lines; nil means slog.Default().
 	Logger *slog.Logger
 	// Registry receives the plugin's (and the embedded verifier's) metrics;
-	// nil means a new registry of the server's own, never the global one.
+	// nil means a new registry of the server's own, with the Go runtime and
+	// process collectors, never the global one.
 	Registry *prometheus.Registry
 	// Now is the clock for kc, EAR and record freshness; nil means time.Now.
 	Now func() time.Time
@@ -112,6 +114,7 @@ func New(opts Options) (*Server, error) {
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	metrics, err := NewMetrics(reg)
 	if err != nil {

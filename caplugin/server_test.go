@@ -1,19 +1,24 @@
 package caplugin_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	xacme "golang.org/x/crypto/acme"
 
@@ -193,4 +198,89 @@ func snpOrTDX(i int, snp *sim.SNP, tdx *sim.TDX) (evidence.Attester, string) {
 		return snp, "sev-snp"
 	}
 	return tdx, "tdx"
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestRunServesAndShutsDown: Run serves ca.json's address over TLS (health,
+// roots, the ACME directory) and the metrics address, and returns nil when
+// its context ends, as on SIGTERM.
+func TestRunServesAndShutsDown(t *testing.T) {
+	snpRoots, err := sim.SNPTestRootsPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	files, err := caplugin.InitDev(caplugin.DevSetup{Dir: t.TempDir(), Address: addr, MetricsAddress: metricsAddr, SNPRootsPEM: snpRoots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCfg, pc, err := caplugin.LoadConfig(files.CAConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCfg.Logger = nil
+	srv, err := caplugin.New(caplugin.Options{CA: caCfg, Plugin: pc, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	for _, r := range srv.Roots() {
+		roots.AddCert(r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+	defer hc.CloseIdleConnections()
+	get := func(u string) string {
+		t.Helper()
+		for {
+			res, err := hc.Get(u)
+			if err != nil {
+				select {
+				case err := <-done:
+					t.Fatalf("Run ended early: %v", err)
+				case <-time.After(20 * time.Millisecond): // not listening yet
+					continue
+				}
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || res.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s: %d %v", u, res.StatusCode, err)
+			}
+			return string(b)
+		}
+	}
+	if got := get("https://" + addr + "/health"); !strings.Contains(got, `"ok"`) {
+		t.Errorf("/health answered %s", got)
+	}
+	if got := get("https://" + addr + "/roots.pem"); !strings.Contains(got, "BEGIN CERTIFICATE") {
+		t.Errorf("/roots.pem answered %s", got)
+	}
+	if got := get(files.DirectoryURL); !strings.Contains(got, "newOrder") {
+		t.Errorf("ACME directory %s answered %s", files.DirectoryURL, got)
+	}
+	if got := get("http://" + metricsAddr + "/metrics"); !strings.Contains(got, "go_goroutines") {
+		t.Errorf("the metrics address serves no metrics:\n%s", got)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after shutdown: %v", err)
+	}
+	if _, err := hc.Get("https://" + addr + "/health"); err == nil {
+		t.Fatal("the CA still answers after shutdown")
+	}
 }

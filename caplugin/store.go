@@ -15,12 +15,12 @@ import (
 // MySQL through smallstep/nosql). Nothing is kept in memory between the
 // challenge and finalize, so a restarted CA, or another replica on the same
 // database, finalizes what this one validated.
-var (
+const (
 	// earTable holds one earRecord per attested key and identifier.
-	earTable = []byte("attest_acme_ears")
+	earTable = "attest_acme_ears"
 	// orderTable maps an authorization ID to the ID of the order that created
 	// it, for log lines and the order's DNS identifiers at the challenge.
-	orderTable = []byte("attest_acme_authz_orders")
+	orderTable = "attest_acme_authz_orders"
 )
 
 // errNoRecord reports that no attestation result is stored for a key and
@@ -60,8 +60,8 @@ func newStore(db nosql.DB) (*store, error) {
 	if db == nil {
 		return nil, errors.New("attestation store: no database (ca.json needs a \"db\" section for ACME)")
 	}
-	for _, t := range [][]byte{earTable, orderTable} {
-		if err := db.CreateTable(t); err != nil {
+	for _, t := range []string{earTable, orderTable} {
+		if err := db.CreateTable([]byte(t)); err != nil {
 			return nil, fmt.Errorf("attestation store: creating table %s: %w", t, err)
 		}
 	}
@@ -81,7 +81,7 @@ func (s *store) putEAR(r *earRecord) error {
 	if err != nil {
 		return fmt.Errorf("attestation store: encoding record: %w", err)
 	}
-	if err := s.db.Set(earTable, earKey(r.Fingerprint, r.Identifier), b); err != nil {
+	if err := s.db.Set([]byte(earTable), earKey(r.Fingerprint, r.Identifier), b); err != nil {
 		return fmt.Errorf("attestation store: writing record for %q: %w", r.Identifier, err)
 	}
 	return nil
@@ -90,7 +90,7 @@ func (s *store) putEAR(r *earRecord) error {
 // getEAR returns the record for a key fingerprint and identifier, or an
 // error wrapping errNoRecord.
 func (s *store) getEAR(fingerprint, identifier string) (*earRecord, error) {
-	b, err := s.db.Get(earTable, earKey(fingerprint, identifier))
+	b, err := s.db.Get([]byte(earTable), earKey(fingerprint, identifier))
 	if nosql.IsErrNotFound(err) {
 		return nil, fmt.Errorf("%w for key %s and permanent-identifier %q", errNoRecord, fingerprint, identifier)
 	}
@@ -109,7 +109,7 @@ func (s *store) getEAR(fingerprint, identifier string) (*earRecord, error) {
 
 // putOrder records that authorization authzID belongs to order orderID.
 func (s *store) putOrder(authzID, orderID string) error {
-	if err := s.db.Set(orderTable, []byte(authzID), []byte(orderID)); err != nil {
+	if err := s.db.Set([]byte(orderTable), []byte(authzID), []byte(orderID)); err != nil {
 		return fmt.Errorf("attestation store: indexing authorization %s: %w", authzID, err)
 	}
 	return nil
@@ -118,7 +118,7 @@ func (s *store) putOrder(authzID, orderID string) error {
 // orderOf returns the order of an authorization, "" if it is not indexed
 // (an order created before the plugin ran).
 func (s *store) orderOf(authzID string) (string, error) {
-	b, err := s.db.Get(orderTable, []byte(authzID))
+	b, err := s.db.Get([]byte(orderTable), []byte(authzID))
 	if nosql.IsErrNotFound(err) {
 		return "", nil
 	}
