@@ -83,6 +83,7 @@ func (in *inspector) earClaims(b []byte) (*Node, error) {
 	}
 	sig := Field{Key: "signature", Label: "signature", Value: Group{field("status", "status", "absent")},
 		Text: "NONE: this is a bare claims set, not a signed EAR; nothing in it is authenticated"}
+	in.ears++
 	if in.opts.EARKey != nil {
 		in.problems = append(in.problems, "the EAR claims set has no signature to verify")
 	}

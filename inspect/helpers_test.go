@@ -155,6 +155,21 @@ func signEAR(t testing.TB, signer *ecdsa.PrivateKey, key crypto.PublicKey, nonce
 // throw-away CA, with the EAR in a non-critical id-pe-cmw extension.
 func earCertificate(t testing.TB, key crypto.Signer, id string, earToken []byte) []byte {
 	t.Helper()
+	m, err := cmw.NewMonad(`application/eat+jwt; eat_profile="tag:github.com,2023:veraison/ear"`, earToken, cmw.AttestationResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := m.EncodeX509Extension(cmw.ChoiceCbor, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certificateWith(t, key, id, *ext)
+}
+
+// certificateWith issues a certificate for key with a PermanentIdentifier
+// SAN and the given extension.
+func certificateWith(t testing.TB, key crypto.Signer, id string, ext pkix.Extension) []byte {
+	t.Helper()
 	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
 	if err != nil {
 		t.Fatal(err)
@@ -174,15 +189,7 @@ func earCertificate(t testing.TB, key crypto.Signer, id string, earToken []byte)
 	leaf.NotBefore = testNow.Add(-time.Hour)
 	leaf.NotAfter = testNow.Add(23 * time.Hour)
 
-	m, err := cmw.NewMonad(`application/eat+jwt; eat_profile="tag:github.com,2023:veraison/ear"`, earToken, cmw.AttestationResults)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext, err := m.EncodeX509Extension(cmw.ChoiceCbor, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf.ExtraExtensions = append(leaf.ExtraExtensions, *ext)
+	leaf.ExtraExtensions = append(leaf.ExtraExtensions, ext)
 
 	caKey := newKey(t)
 	ca := &x509.Certificate{

@@ -2,6 +2,7 @@ package inspect_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
@@ -17,6 +18,8 @@ import (
 	"github.com/attest-acme/attest-acme/evidence/tsm"
 	"github.com/attest-acme/attest-acme/inspect"
 	"github.com/fxamacker/cbor/v2"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/veraison/cmw"
 )
 
@@ -630,4 +633,110 @@ func TestInspectJSONKeepsFullValues(t *testing.T) {
 func challengeFormat(t *testing.T, r *inspect.Result) string {
 	t.Helper()
 	return find(t, r.Root, "attObj", "fmt").(string)
+}
+
+// What configfs-tsm returns, without the report map: a bare SEV-SNP report
+// or TDX quote is recognised by its own format.
+func TestInspectBareOutblobs(t *testing.T) {
+	d := sha512.Sum512([]byte("inspect outblob"))
+	for _, c := range []struct {
+		name string
+		att  interface {
+			Attest(ctx context.Context, d []byte) (evidence.Evidence, error)
+		}
+		kind  inspect.Kind
+		field string
+	}{
+		{"SEV-SNP", snpAttester(t, false), inspect.KindSNPReport, "report_data"},
+		{"TDX", tdxAttester(t, false), inspect.KindTDXQuote, "reportdata"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ev, err := c.att.Attest(t.Context(), d[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := tsm.ParseReport(ev.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := run(t, r.OutBlob, inspect.Options{})
+			if res.Root.Kind != c.kind {
+				t.Fatalf("recognised as %s, want %s", res.Root.Kind, c.kind)
+			}
+			if got := hexAt(t, res.Root, c.field); !bytes.Equal(got, d[:]) {
+				t.Errorf("%s %x, want %x", c.field, got, d)
+			}
+		})
+	}
+}
+
+// EAR claims given as JSON (a decoded JWT payload) are shown, and said to
+// carry no signature; with a key that is a problem.
+func TestInspectEARClaimsJSON(t *testing.T) {
+	tok := signEAR(t, newKey(t), newKey(t).Public(), bytes.Repeat([]byte{2}, 32))
+	claims, err := base64.RawURLEncoding.DecodeString(strings.Split(string(tok), ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, claims, inspect.Options{})
+	if res.Root.Kind != inspect.KindEAR || find(t, res.Root, "signature", "status") != "absent" {
+		t.Fatalf("recognised as %s, signature %v", res.Root.Kind, find(t, res.Root, "signature", "status"))
+	}
+	if got := find(t, res.Root, "submods", "sev-snp", "workload"); got != "web" {
+		t.Errorf("workload %v", got)
+	}
+	wantText(t, res, "NONE: this is a bare claims set")
+	res = run(t, claims, inspect.Options{EARKey: &newKey(t).PublicKey})
+	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "no signature to verify") {
+		t.Errorf("problems %v", res.Problems)
+	}
+}
+
+// A JWS whose payload is not an EAR is shown as a JWS, with why.
+func TestInspectJWSNotEAR(t *testing.T) {
+	tok, err := jws.Sign([]byte(`{"sub":"someone"}`), jws.WithKey(jwa.ES256(), newKey(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, tok, inspect.Options{})
+	if res.Root.Kind != inspect.KindJWS {
+		t.Fatalf("recognised as %s, want jws", res.Root.Kind)
+	}
+	if e, _ := find(t, res.Root, "payload_error").(string); !strings.Contains(e, "eat_profile") {
+		t.Errorf("payload error %q", e)
+	}
+}
+
+// A CMW record of another media type: its value is recognised on its own,
+// and a collection shows its items.
+func TestInspectCMWOfOtherTypes(t *testing.T) {
+	kc := golden(t, "kc.cbor")
+	m, err := cmw.NewMonad(evidence.MediaTypeKC, kc, cmw.Evidence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, b, inspect.Options{})
+	node(t, res.Root, inspect.KindKC, "value")
+
+	c, err := cmw.NewCollection("tag:example.com,2026:other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddCollectionItem("kc", m); err != nil {
+		t.Fatal(err)
+	}
+	ext, err := c.EncodeX509Extension(cmw.ChoiceCbor, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = run(t, certificateWith(t, newKey(t), "db-1", *ext), inspect.Options{})
+	coll := node(t, res.Root, inspect.KindCMWRecord, "id_pe_cmw")
+	if got := find(t, coll, "__cmwc_t"); got != "tag:example.com,2026:other" {
+		t.Errorf("__cmwc_t %v", got)
+	}
+	node(t, coll, inspect.KindKC, "items", "kc", "value")
 }
