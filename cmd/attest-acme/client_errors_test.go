@@ -95,7 +95,9 @@ func TestClientErrors(t *testing.T) {
 			args: func(dir string) []string { return ca.args("obtain", dir, "vm-2", "tsm", "--quiet") },
 			want: []string{"platform evidence for the device-attest-01 answer", "40960 bytes, over the limit of 32768"}},
 		{name: "directory not writable", code: exitInternal,
-			args: func(string) []string { return ca.args("obtain", filepath.Join(notADir, "dir"), "vm-1", "sim-snp", "--quiet") },
+			args: func(string) []string {
+				return ca.args("obtain", filepath.Join(notADir, "dir"), "vm-1", "sim-snp", "--quiet")
+			},
 			want: []string{"the ACME account", "not a directory"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
