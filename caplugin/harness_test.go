@@ -27,6 +27,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	stepacme "github.com/smallstep/certificates/acme"
+	"github.com/smallstep/certificates/authority/config"
 	"go.step.sm/crypto/x509util"
 	xacme "golang.org/x/crypto/acme"
 
@@ -41,6 +42,8 @@ import (
 type caSetup struct {
 	// dev edits the DevSetup before InitDev (platform anchors, rules).
 	dev func(*caplugin.DevSetup)
+	// ca edits step-ca's configuration after loading.
+	ca func(*config.Config)
 	// plugin edits the plugin's configuration after loading.
 	plugin func(t *testing.T, dir string, c *caplugin.Config)
 	// verifier, if set, makes the verifier and the pinned EAR key from the
@@ -115,6 +118,9 @@ func (c *testCA) start() {
 		t.Fatalf("LoadConfig: %v", err)
 	}
 	caCfg.Logger = nil // step-ca's request log would flood the test output
+	if c.setup.ca != nil {
+		c.setup.ca(caCfg)
+	}
 	if c.setup.plugin != nil {
 		c.setup.plugin(t, c.dir, pc)
 	}

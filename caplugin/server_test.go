@@ -15,11 +15,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/smallstep/certificates/authority/config"
 	xacme "golang.org/x/crypto/acme"
 
 	"github.com/attest-acme/attest-acme/caplugin"
@@ -76,7 +78,9 @@ func (r *http01Responder) TLSDial(string, string, *tls.Config) (*tls.Conn, error
 func TestHTTP01StillWorks(t *testing.T) {
 	ctx := testContext(t)
 	responder := newHTTP01Responder(t)
-	ca := newTestCA(t, caSetup{challengeClient: responder})
+	ca := newTestCA(t, caSetup{challengeClient: responder, ca: func(c *config.Config) {
+		c.CRL = &config.CRLConfig{Enabled: true, GenerateOnRevoke: true}
+	}})
 	cl := ca.client(ctx)
 
 	const name = "app.localhost"
@@ -129,6 +133,30 @@ func TestHTTP01StillWorks(t *testing.T) {
 	}
 	if got := ca.counter("attest_acme_ca_challenges_total", nil) + ca.counter("attest_acme_ca_certificates_total", nil); got != 0 {
 		t.Fatalf("the plugin counted %v events for an http-01 issuance", got)
+	}
+
+	// Revocation works as in step-ca: the account revokes its certificate
+	// and the CRL lists it.
+	if err := cl.RevokeCert(ctx, nil, leaf.Raw, xacme.CRLReasonKeyCompromise); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	res, err := cl.HTTPClient.Get("https://" + ca.addr + "/crl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /crl: %d %v", res.StatusCode, err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatalf("CRL: %v", err)
+	}
+	if !slices.ContainsFunc(crl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
+		return e.SerialNumber.Cmp(leaf.SerialNumber) == 0
+	}) {
+		t.Fatalf("the CRL does not list the revoked certificate %s", leaf.SerialNumber)
 	}
 }
 
