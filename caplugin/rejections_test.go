@@ -7,12 +7,15 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/google/go-sev-guest/abi"
+	"github.com/smallstep/certificates/authority/config"
+	"github.com/smallstep/certificates/db"
 	xacme "golang.org/x/crypto/acme"
 
 	"github.com/attest-acme/attest-acme/caplugin"
@@ -320,30 +323,39 @@ func TestVerifierAddressRefusesConnections(t *testing.T) {
 
 // TestRestartBetweenChallengeAndFinalize: the CA keeps nothing in memory
 // between the challenge and finalize; a new CA process on the same database
-// finalizes, with the stored EAR, without calling the verifier again.
+// finalizes, with the stored EAR, without calling the verifier again. Run on
+// bbolt (the development setup's) and badger, step-ca's embedded databases.
 func TestRestartBetweenChallengeAndFinalize(t *testing.T) {
-	ctx := testContext(t)
-	ca := newTestCA(t, caSetup{})
-	cl := ca.client(ctx)
-	o := newAttestedOrder(ctx, t, cl, "vm-1")
-	ans := answer(ctx, t, cl, newSNP(t, sim.SNPOptions{}), o.chal, o.key.Public())
-	if ch, err := accept(ctx, cl, o.chal, ans.Payload); err != nil || ch.Status != "valid" {
-		t.Fatalf("accept: %v, %+v", err, ch)
-	}
+	for _, backend := range []string{"bbolt", "badgerv2"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := testContext(t)
+			ca := newTestCA(t, caSetup{ca: func(c *config.Config) {
+				if backend != "bbolt" {
+					c.DB = &db.Config{Type: backend, DataSource: filepath.Join(filepath.Dir(c.DB.DataSource), backend)}
+				}
+			}})
+			cl := ca.client(ctx)
+			o := newAttestedOrder(ctx, t, cl, "vm-1")
+			ans := answer(ctx, t, cl, newSNP(t, sim.SNPOptions{}), o.chal, o.key.Public())
+			if ch, err := accept(ctx, cl, o.chal, ans.Payload); err != nil || ch.Status != "valid" {
+				t.Fatalf("accept: %v, %+v", err, ch)
+			}
 
-	ca.restart()
-	cl.HTTPClient.CloseIdleConnections()
+			ca.restart()
+			cl.HTTPClient.CloseIdleConnections()
 
-	chain, err := finalize(ctx, cl, o.order, o.key)
-	if err != nil {
-		t.Fatalf("finalize after the restart: %v", err)
-	}
-	ca.checkAttestedCertificate(t, chain, ans, o.key, "vm-1", "sev-snp")
-	if got := ca.counter("attest_acme_ca_verifier_duration_seconds", nil); got != 0 {
-		t.Errorf("the restarted CA called the verifier %v times", got)
-	}
-	if got := ca.counter("attest_acme_ca_certificates_total", map[string]string{"result": "extended"}); got != 1 {
-		t.Errorf("the restarted CA extended %v certificates, want 1", got)
+			chain, err := finalize(ctx, cl, o.order, o.key)
+			if err != nil {
+				t.Fatalf("finalize after the restart: %v", err)
+			}
+			ca.checkAttestedCertificate(t, chain, ans, o.key, "vm-1", "sev-snp")
+			if got := ca.counter("attest_acme_ca_verifier_duration_seconds", nil); got != 0 {
+				t.Errorf("the restarted CA called the verifier %v times", got)
+			}
+			if got := ca.counter("attest_acme_ca_certificates_total", map[string]string{"result": "extended"}); got != 1 {
+				t.Errorf("the restarted CA extended %v certificates, want 1", got)
+			}
+		})
 	}
 }
 
