@@ -18,6 +18,8 @@
 //     certificate as a non-critical id-pe-cmw extension and caps its lifetime;
 //   - policy.go: the issuance policy (workload -> identifiers), deny by default;
 //   - config.go: the "attestAcme" section of ca.json;
+//   - verifiers.go: the configured verifier (embedded appraiser, our verifier
+//     service, or a Veraison deployment) and its pinned EAR key;
 //   - metrics.go: Prometheus metrics on a registry passed in;
 //   - devsetup.go: `attest-acme ca init`, a development CA in one directory.
 //

@@ -52,7 +52,8 @@ type Options struct {
 	Verifier verifier.Verifier
 	// EARKey is the pinned EAR verification key to use with Verifier.
 	EARKey *ecdsa.PublicKey
-	// Password decrypts the intermediate key when it is encrypted.
+	// Password decrypts the intermediate key when it is encrypted; empty
+	// means ca.json's "password", as in step-ca.
 	Password []byte
 	// Logger receives the plugin's log lines; nil means slog.Default().
 	Logger *slog.Logger
@@ -178,12 +179,17 @@ func New(opts Options) (*Server, error) {
 	}
 	enf := &enforcer{store: st, policy: policy, maxLifetime: pc.MaxCertificateLifetime.Duration, now: now, log: log, metrics: metrics}
 
+	// As step-ca does, a password in ca.json is used when none is given.
+	password := opts.Password
+	if len(password) == 0 && cfg.Password != "" {
+		password = []byte(cfg.Password)
+	}
 	// The webhook client gets the CA's client TLS configuration once it exists.
 	webhookTransport := http.DefaultTransport.(*http.Transport).Clone()
 	auth, err := authority.New(cfg,
 		authority.WithDatabase(authDB),
-		authority.WithPassword(opts.Password),
-		authority.WithIssuerPassword(opts.Password),
+		authority.WithPassword(password),
+		authority.WithIssuerPassword(password),
 		authority.WithX509Enforcers(enf),
 		authority.WithWebhookClient(&http.Client{Transport: webhookTransport}),
 	)
