@@ -26,6 +26,14 @@
 //     the command run after each issuance;
 //   - event.go: progress events for a terminal or a script.
 //
+// Orders may add dns identifiers, validated with http-01 by lego's solver.
+// step-ca v0.30.2 accepts such a mixed order and validates both kinds of
+// authorization, but for an order with a permanent-identifier it signs with
+// its attested-leaf template, which puts the permanent identifier alone in
+// the certificate: the DNS names are dropped. The client then refuses the
+// certificate (nothing is written) rather than store one that lacks names
+// it asked for.
+//
 // The ACME plumbing is github.com/go-acme/lego/v4 (directory, account,
 // key authorization, http-01 solver, finalize, certificate download); this is
 // the only package of the project that imports lego. It imports evidence and

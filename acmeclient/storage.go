@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -43,7 +44,8 @@ import (
 // going through certificates/<name> sees the old set or the new one, never
 // a mix, and a failure before the rename leaves the old set untouched. The
 // previous version is kept for readers that opened it just before the swap;
-// older ones are removed.
+// older ones are removed. Saves of one identifier take turns (flock on
+// .versions/<name>.lock), so a cron job and a daemon cannot interleave.
 type Storage struct {
 	dir string
 	fs  fileSystem
@@ -224,6 +226,11 @@ func (s *Storage) save(c *Certificate) (*Saved, error) {
 	if err := s.fs.MkdirAll(versions, 0o700); err != nil {
 		return nil, err
 	}
+	unlock, err := lockFile(versions + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	vdir, err := s.fs.MkdirTemp(versions, "v")
 	if err != nil {
 		return nil, err
@@ -450,6 +457,24 @@ func (s *Storage) writeFileAtomic(path string, data []byte, perm fs.FileMode) er
 		return err
 	}
 	return s.fs.SyncDir(dir)
+}
+
+// lockFile takes an exclusive flock(2) on path (created if need be), so
+// that two processes saving the same identifier (a cron job and a daemon)
+// take turns; the returned function releases it.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // fileSystem is the file operations Storage uses; tests put a failing one in.

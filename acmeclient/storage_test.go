@@ -307,3 +307,37 @@ func tree(t *testing.T, dir string) string {
 	}
 	return b.String()
 }
+
+// TestConcurrentSavesStayConsistent saves the same identifier from several
+// goroutines at once (as a cron job and a daemon might, in two processes):
+// the saves take turns, and the result is one whole set.
+func TestConcurrentSavesStayConsistent(t *testing.T) {
+	dir := t.TempDir()
+	certs := make([]*Certificate, 6)
+	for i := range certs {
+		certs[i] = testCertificate(t, "vm-1", int64(i+1), fmt.Sprintf("ear-%d", i+1))
+	}
+	errs := make(chan error, len(certs))
+	for _, c := range certs {
+		go func() {
+			_, err := NewStorage(dir).Save(c)
+			errs <- err
+		}()
+	}
+	for range certs {
+		if err := <-errs; err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+	}
+	got, err := NewStorage(dir).Load("vm-1")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if want := "ear-" + got.Serial; string(got.EAR) != want {
+		t.Errorf("EAR %q with serial %s: a mixed set", got.EAR, got.Serial)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "certificates", ".versions", "vm-1"))
+	if err != nil || len(entries) > 2 {
+		t.Errorf("%d versions left (%v), want at most 2", len(entries), err)
+	}
+}
