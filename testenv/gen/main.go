@@ -52,11 +52,15 @@ import (
 	"github.com/attest-acme/attest-acme/verifier"
 )
 
+// defaultIdentifier is the cvm service's permanent identifier in
+// docker-compose.yml (and testenv/e2e.sh).
+const defaultIdentifier = "cvm-1"
+
 func main() {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	cfg := fs.String("config", "testenv/config", "directory of the committed configurations (ca.json, verifier-policy.yaml)")
 	out := fs.String("out", "testenv/build", "directory to write into")
-	id := fs.String("identifier", "cvm-1", "the cvm service's permanent identifier (docker-compose.yml)")
+	id := fs.String("identifier", defaultIdentifier, "the cvm service's permanent identifier (docker-compose.yml)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
