@@ -9,6 +9,7 @@
 #   checks            chain to the CA root, PermanentIdentifier, stored key,
 #                     EAR under the verifier's key with the challenge's nonce,
 #                     akpub == the certificate's key (testenv/certcheck)
+#   inspect           attest-acme inspect --ear-key verifies the same EAR
 #   renewal           a new certificate replaces it, and passes the checks
 #   verifier stopped  docker stop of the verifier
 #   fails closed      the cvm's next renewal fails with the CA's ACME problem
@@ -159,6 +160,14 @@ fi
 if wait_for 20 copy_and_check "$work/first"; then
   pass checks "serial $(serial)"
   grep '^ok' "$work/certcheck.out" | indent
+  # The same certificate through `attest-acme inspect`, which verifies the
+  # EAR it carries under the key given (exit 1 if it does not verify).
+  if testenv/build/attest-acme inspect --ear-key "$EAR_KEY" "$work/first/certificates/$ID.crt" >"$work/inspect.out" 2>&1; then
+    pass inspect "attest-acme inspect --ear-key: the certificate's EAR verifies"
+  else
+    indent <"$work/inspect.out"
+    fail inspect "attest-acme inspect --ear-key rejects the certificate"
+  fi
 else
   indent <"$work/certcheck.out"
   fail checks "the first certificate fails the checks"
