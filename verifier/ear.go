@@ -313,3 +313,30 @@ func keysEqual(a, b crypto.PublicKey) bool {
 	ka, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ka.Equal(b)
 }
+
+// Describe verifies an EAR's ES256 signature under key and returns what it
+// says, without the Checker's nonce, freshness and status checks: for showing
+// an EAR (the demo, logs), never for deciding to trust one.
+func Describe(token []byte, key *ecdsa.PublicKey) (*Result, error) {
+	c := &Checker{Key: key, MaxAge: 100 * 365 * 24 * time.Hour,
+		Accept: []ear.TrustTier{ear.TrustTierNone, ear.TrustTierAffirming, ear.TrustTierWarning, ear.TrustTierContraindicated}}
+	// The nonce is read from the token itself so that the nonce check passes.
+	payload, err := jws.Verify(token, jws.WithKey(jwa.ES256(), key))
+	if err != nil {
+		return nil, fmt.Errorf("EAR: signature: %w", err)
+	}
+	var ar ear.AttestationResult
+	if err := ar.UnmarshalJSON(payload); err != nil {
+		return nil, fmt.Errorf("EAR: claims: %w", err)
+	}
+	if ar.Nonce == nil || ar.IssuedAt == nil {
+		return nil, errors.New("EAR: eat_nonce or iat is missing")
+	}
+	nonce, err := decodeEARNonce(*ar.Nonce)
+	if err != nil {
+		return nil, fmt.Errorf("EAR: eat_nonce: %w", err)
+	}
+	iat := time.Unix(*ar.IssuedAt, 0)
+	c.Now = func() time.Time { return iat }
+	return c.check(token, nonce)
+}

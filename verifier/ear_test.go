@@ -129,3 +129,16 @@ func BenchmarkSignEAR(b *testing.B) {
 		}
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	attested, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tok, s := signedOutcome(t, now, []byte("0123456789abcdef"), attested.Public())
+	r, err := Describe(tok, s.Public())
+	if err != nil || r.Workload != "w" || !keysEqual(r.Key, attested.Public()) {
+		t.Fatalf("Describe = %+v, %v", r, err)
+	}
+	if _, err := Describe(tok, attested.Public().(*ecdsa.PublicKey)); err == nil {
+		t.Fatal("Describe accepted an EAR under another key")
+	}
+}

@@ -43,6 +43,7 @@ type subcommand struct {
 
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
+		"demo":     {"run the whole flow on a simulated platform, in one process", runDemo},
 		"version":  {"print the version", runVersion},
 		"verifier": {"serve the verifier, or check a policy file", runVerifier},
 		"ca":       {"serve the CA (step-ca with the cmw format), or init a development one", runCA},
