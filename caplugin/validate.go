@@ -14,7 +14,6 @@ import (
 	"go.step.sm/crypto/keyutil"
 
 	"github.com/attest-acme/attest-acme/challenge"
-	"github.com/attest-acme/attest-acme/evidence"
 	"github.com/attest-acme/attest-acme/verifier"
 )
 
@@ -149,7 +148,7 @@ func (v *validator) run(ctx context.Context, a *attempt) (*earRecord, *failure) 
 
 	// Appraisal: the bundle with N for our verifiers, the bare platform
 	// evidence with D for a Veraison deployment (docs/protocol.md §5).
-	ev, nonce := evidence.Evidence{MediaType: evidence.MediaTypeBundle, Data: bundle}, challenge.Nonce(keyAuth)
+	ev, nonce := verifier.Evidence{MediaType: verifier.MediaTypeBundle, Data: bundle}, challenge.Nonce(keyAuth)
 	if v.bare {
 		ev, nonce = dec.Bundle.Platform, dec.D
 	}
@@ -221,7 +220,7 @@ func (v *validator) run(ctx context.Context, a *attempt) (*earRecord, *failure) 
 // appraise calls the verifier under the configured timeout and sorts its
 // errors: a refusal of the evidence is the answer's fault; anything else
 // (unreachable, slow, a broken answer) is ours and retryable.
-func (v *validator) appraise(ctx context.Context, ev evidence.Evidence, nonce []byte) ([]byte, *failure) {
+func (v *validator) appraise(ctx context.Context, ev verifier.Evidence, nonce []byte) ([]byte, *failure) {
 	actx, cancel := context.WithTimeout(ctx, v.timeout)
 	defer cancel()
 	start := time.Now()

@@ -7,6 +7,14 @@ import (
 	"github.com/attest-acme/attest-acme/evidence"
 )
 
+// Evidence is what a Verifier appraises: a media type and its bytes. It is
+// evidence.Evidence, named here so that a relying party (the CA) needs only
+// this package's API.
+type Evidence = evidence.Evidence
+
+// MediaTypeBundle is the media type of a bundle sent to a verifier.
+const MediaTypeBundle = evidence.MediaTypeBundle
+
 // Verifier appraises evidence and returns a signed attestation result (an
 // EAR, docs/protocol.md §6). Implementations: the in-process appraiser
 // (Appraiser), our verifier service and a Veraison deployment (Client).
