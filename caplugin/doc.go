@@ -24,6 +24,6 @@
 //   - devsetup.go: `attest-acme ca init`, a development CA in one directory.
 //
 // This is the only package of the project that imports step-ca. It imports
-// challenge, verifier and evidence of this project, and never lego, a TPM or
+// challenge and verifier of this project, and never lego, a TPM or
 // configfs.
 package caplugin
