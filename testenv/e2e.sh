@@ -62,7 +62,7 @@ wait_for() {
 }
 
 teardown() {
-  compose down -v --remove-orphans >"$work/down.log" 2>&1
+  timeout 120 "${COMPOSE[@]}" down -v --remove-orphans >"$work/down.log" 2>&1
   local left
   left=$(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"; docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")
   if [ -z "$left" ]; then
@@ -76,7 +76,7 @@ teardown() {
 finish() {
   if ((failed)) && [ -n "${cvm:-}" ]; then
     echo "---- last lines of each service's log"
-    for s in verifier ca cvm; do compose logs --no-color --tail=25 "$s" 2>&1 | cut -c1-400; done
+    for s in verifier ca cvm; do timeout 30 "${COMPOSE[@]}" logs --no-color --tail=25 "$s" 2>&1 | cut -c1-400; done
   fi
   if ((!torn_down)); then teardown; fi
   rm -rf "$work"
@@ -95,7 +95,7 @@ abort() { fail "$1" "$2"; exit 1; }
 # copy DEST: the client's certificates directory -> DEST/certificates.
 copy() {
   rm -rf "$1" && mkdir -p "$1" &&
-    docker cp "$cvm:$CLIENT_DIR/certificates" "$1/" >/dev/null 2>&1 &&
+    timeout 30 docker cp "$cvm:$CLIENT_DIR/certificates" "$1/" >/dev/null 2>&1 &&
     [ -s "$1/certificates/$ID.crt" ]
 }
 
@@ -104,7 +104,7 @@ fingerprint() { sha256sum <"$1/certificates/$ID.crt" | cut -d' ' -f1; }
 
 # certcheck DIR: the checks, output in $work/certcheck.out.
 certcheck() {
-  "$work/certcheck" --dir "$1" --identifier "$ID" --root "$ROOT_PEM" --ear-key "$EAR_KEY" >"$work/certcheck.out" 2>&1
+  timeout 30 "$work/certcheck" --dir "$1" --identifier "$ID" --root "$ROOT_PEM" --ear-key "$EAR_KEY" >"$work/certcheck.out" 2>&1
 }
 
 # copy_and_check DIR: a fresh copy that passes certcheck (retried: a copy
@@ -117,25 +117,25 @@ serial() { sed -n 's/^certificate: serial \([0-9a-f]*\).*/\1/p' "$work/certcheck
 changed() { copy "$1" && [ "$(fingerprint "$1")" != "$2" ]; }
 
 # log_lines SERVICE: the number of lines in its log so far.
-log_lines() { docker logs "$1" 2>&1 | wc -l; }
+log_lines() { timeout 30 docker logs "$1" 2>&1 | wc -l; }
 # log_since CONTAINER N: its log after line N.
-log_since() { docker logs "$1" 2>&1 | tail -n "+$(($2 + 1))"; }
+log_since() { timeout 30 docker logs "$1" 2>&1 | tail -n "+$(($2 + 1))"; }
 
 # ---- steps
 
-if ! docker info >/dev/null 2>&1; then
+if ! timeout 30 docker info >/dev/null 2>&1; then
   abort docker "no Docker daemon answers (docker info failed)"
 fi
 
 # A run that was interrupted before its teardown must not leave state behind.
-compose down -v --remove-orphans >/dev/null 2>&1
+timeout 120 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
 
 t=$SECONDS
-if testenv/build.sh >"$work/build.log" 2>&1 && go build -o "$work/certcheck" ./testenv/certcheck >>"$work/build.log" 2>&1; then
+if timeout 900 testenv/build.sh >"$work/build.log" 2>&1 && timeout 300 go build -o "$work/certcheck" ./testenv/certcheck >>"$work/build.log" 2>&1; then
   pass build "binary, keys and images in $((SECONDS - t))s"
 else
   tail -n 30 "$work/build.log" | indent
-  abort build "testenv/build.sh or testenv/certcheck failed"
+  abort build "testenv/build.sh or the build of testenv/certcheck failed (or took over 15 minutes)"
 fi
 
 t=$SECONDS
@@ -162,7 +162,7 @@ if wait_for 20 copy_and_check "$work/first"; then
   grep '^ok' "$work/certcheck.out" | indent
   # The same certificate through `attest-acme inspect`, which verifies the
   # EAR it carries under the key given (exit 1 if it does not verify).
-  if testenv/build/attest-acme inspect --ear-key "$EAR_KEY" "$work/first/certificates/$ID.crt" >"$work/inspect.out" 2>&1; then
+  if timeout 30 testenv/build/attest-acme inspect --ear-key "$EAR_KEY" "$work/first/certificates/$ID.crt" >"$work/inspect.out" 2>&1; then
     pass inspect "attest-acme inspect --ear-key: the certificate's EAR verifies"
   else
     indent <"$work/inspect.out"
@@ -220,7 +220,7 @@ fi
 
 t=$SECONDS
 restarted=$SECONDS
-healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$verifier" 2>/dev/null)" = healthy ]; }
+healthy() { [ "$(timeout 30 docker inspect -f '{{.State.Health.Status}}' "$verifier" 2>/dev/null)" = healthy ]; }
 if timeout 60 "${COMPOSE[@]}" start verifier >/dev/null 2>&1 && wait_for 60 healthy; then
   pass "verifier started" "healthy after $((SECONDS - t))s"
 else
