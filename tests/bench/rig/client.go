@@ -148,6 +148,8 @@ type Failure struct {
 	// authorization, once read.
 	Order    *xacme.Order
 	AuthzURL string
+	// Key is the certificate's key (the attested key).
+	Key *ecdsa.PrivateKey
 }
 
 // Issued is a certificate obtained, with what it took.
@@ -222,6 +224,7 @@ func (c *Client) Issue(ctx context.Context, r Request) (*Issued, error) {
 	}); err != nil {
 		return nil, err
 	}
+	f.Key = out.Key
 	ids := []xacme.AuthzID{{Type: "ip", Value: r.Identifier}}
 	chType := "http-01"
 	if r.Attester != nil {
