@@ -121,8 +121,16 @@ func publicFromCOSEKey(raw []byte) (crypto.PublicKey, error) {
 	default:
 		return nil, fmt.Errorf("%w: COSE_Key kty %d (want 1 OKP, 2 EC2 or 3 RSA)", ErrUnsupportedKey, kty)
 	}
-	var ck cose.Key
-	if err := ck.UnmarshalCBOR(raw); err != nil {
+	// go-cose v1.3.0 converts the curve with an unchecked type assertion and
+	// panics when it is not an integer: check it here first.
+	if crvRaw, ok := labels[cose.KeyLabelEC2Curve]; ok {
+		var crv int64
+		if err := strictDec.Unmarshal(crvRaw, &crv); err != nil {
+			return nil, fmt.Errorf("COSE_Key: crv (-1) is not an integer: %w", err)
+		}
+	}
+	ck, err := unmarshalCOSEKey(raw)
+	if err != nil {
 		return nil, fmt.Errorf("COSE_Key: %w", err)
 	}
 	if ck.Ops != nil {
@@ -195,6 +203,22 @@ func publicFromCOSEKey(raw []byte) (crypto.PublicKey, error) {
 		return nil, err
 	}
 	return pub, nil
+}
+
+// unmarshalCOSEKey runs go-cose's decoder, turning a panic inside it into an
+// error: input from the network must never take the process down, and
+// go-cose v1.3.0 has unchecked type assertions on some labels.
+func unmarshalCOSEKey(raw []byte) (ck *cose.Key, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ck, err = nil, fmt.Errorf("malformed (go-cose: %v)", r)
+		}
+	}()
+	ck = new(cose.Key)
+	if err := ck.UnmarshalCBOR(raw); err != nil {
+		return nil, err
+	}
+	return ck, nil
 }
 
 // rsaCOSEKey is an RSA COSE_Key (RFC 8230 §4) with the optional kid and alg of

@@ -85,6 +85,7 @@ func TestParseKCRejects(t *testing.T) {
 		{"COSE_Key extra param", func(_ map[any]any, k map[int64]any) []byte { k[-4] = []byte{1}; return nil }, "parameter -4 is not allowed"},
 		{"COSE_Key wrong alg", func(_ map[any]any, k map[int64]any) []byte { k[3] = -35; return nil }, "alg"},
 		{"COSE_Key key_ops", func(_ map[any]any, k map[int64]any) []byte { k[4] = []int{1}; return nil }, "key_ops (4) is not allowed"},
+		{"COSE_Key crv as bytes (panicked go-cose)", func(_ map[any]any, k map[int64]any) []byte { k[-1] = []byte{1}; return nil }, "crv (-1) is not an integer"},
 		{"COSE_Key kty symmetric", func(_ map[any]any, k map[int64]any) []byte { k[1] = 4; return nil }, "kty 4"},
 	}
 	for _, c := range cases {
