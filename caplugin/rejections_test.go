@@ -249,7 +249,7 @@ func TestWorkloadNotAllowedIsRejectedIdentifier(t *testing.T) {
 func TestVerifierUnavailableIsRetryable(t *testing.T) {
 	ctx := testContext(t)
 	var svc *gatedService
-	ca := newTestCA(t, caSetup{plugin: remoteVerifier(&svc, caplugin.VerifierService, 500*time.Millisecond)})
+	ca := newTestCA(t, caSetup{plugin: remoteVerifier(&svc, caplugin.VerifierService, 3*time.Second)})
 	cl := ca.client(ctx)
 	snp := newSNP(t, sim.SNPOptions{})
 	o := newAttestedOrder(ctx, t, cl, "vm-1")
@@ -261,7 +261,7 @@ func TestVerifierUnavailableIsRetryable(t *testing.T) {
 		detail string
 	}{
 		{"unreachable", serviceDown, "could not be reached or answered nonsense"},
-		{"slow", serviceSlow, "did not answer within 500ms"},
+		{"slow", serviceSlow, "did not answer within 3s"},
 		{"answering garbage", serviceGarbage, "could not be reached or answered nonsense"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
