@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-sev-guest/abi"
 	"github.com/veraison/cmw"
 	cose "github.com/veraison/go-cose"
+	"go.step.sm/crypto/x509util"
 	xacme "golang.org/x/crypto/acme"
 
 	"github.com/attest-acme/attest-acme/caplugin"
@@ -128,7 +129,43 @@ func TestAttacksEmbeddedVerifier(t *testing.T) {
 	honestControl(t, e, "vm-control-1")
 	run(t, e, embeddedAttacks())
 	honestControl(t, e, "vm-control-2")
-	checkNothingIssued(t, e.ca, 2)
+	csrNamesOutsideTheOrder(t, e)
+	checkNothingIssued(t, e.ca, 3)
+}
+
+// csrNamesOutsideTheOrder: a CSR for the attested key that also asks for a
+// DNS name the order does not have (one the workload's rule would allow) is
+// signed, but the certificate carries the permanent-identifier only: step-ca
+// builds an attested certificate's SANs from the order, never from the CSR
+// (x509util.DefaultAttestedLeafTemplate), so no unvalidated name is
+// certified. This issues one certificate; it is not one of the attacks.
+func csrNamesOutsideTheOrder(t *testing.T, e *env) {
+	t.Run("CSR names outside the order are not certified", func(t *testing.T) {
+		ctx := testContext(t)
+		e := e.withAccounts(t, ctx)
+		o, err := e.alice.NewOrder(ctx, "vm-csr-names")
+		if err != nil {
+			t.Fatal(err)
+		}
+		honestValid(t, ctx, e, o)
+		if _, err := o.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		chain, err := o.Finalize(ctx, o.Key, "extra.demo.localhost", "admin.demo.localhost")
+		if err != nil {
+			t.Fatalf("finalize: %v", err)
+		}
+		leaf := chain[0]
+		sans, err := x509util.ParseSubjectAlternativeNames(leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(leaf.DNSNames) != 0 || len(leaf.IPAddresses) != 0 || len(leaf.URIs) != 0 || len(leaf.EmailAddresses) != 0 ||
+			len(sans.PermanentIdentifiers) != 1 || sans.PermanentIdentifiers[0].Identifier != "vm-csr-names" {
+			t.Fatalf("certificate names DNS %v, IP %v, URI %v, email %v, permanent-identifiers %+v; want the permanent-identifier vm-csr-names only",
+				leaf.DNSNames, leaf.IPAddresses, leaf.URIs, leaf.EmailAddresses, sans.PermanentIdentifiers)
+		}
+	})
 }
 
 // honestControl issues one certificate to an honest client.
@@ -300,7 +337,7 @@ func embeddedAttacks() []attack {
 				}
 				return fullPayload(t, ctx, newSNP(t, sim.SNPOptions{Keys: keys}), kcOf(t, honestClaims(t, o.Key.Public(), nonceOf(t, o))))
 			},
-			problem: badAttestation, detail: "sev-snp: signature chain", stoppedBy: "evidence/tsm/snp.go SNPVerifier.Appraise (go-sev-guest verify: ARK not trusted)",
+			problem: badAttestation, detail: "VCEK could not be verified by any trusted roots", stoppedBy: "evidence/tsm/snp.go SNPVerifier.Appraise (go-sev-guest verify: ARK not trusted)",
 		},
 		{
 			name: "SEV-SNP report changed after signing (MEASUREMENT of a trusted workload)",
@@ -314,14 +351,14 @@ func embeddedAttacks() []attack {
 					t.Fatal(err)
 				}
 			}, sim.SNPOptions{Measurement: measurementUnlisted}),
-			problem: badAttestation, detail: "sev-snp:", stoppedBy: "evidence/tsm/snp.go SNPVerifier.Appraise (report signature under the VCEK)",
+			problem: badAttestation, detail: "report signature verification error", stoppedBy: "evidence/tsm/snp.go SNPVerifier.Appraise (report signature under the VCEK)",
 		},
 		{
 			name: "SEV-SNP report without its certificate table",
 			payload: tsmTamper(func(t *testing.T, r *tsm.Report) {
 				r.AuxBlob = nil
 			}, sim.SNPOptions{}),
-			problem: badAttestation, detail: "in auxblob", stoppedBy: "evidence/tsm/snp.go SNPVerifier.Appraise (offline: VCEK from auxblob)",
+			problem: badAttestation, detail: "no VCEK in auxblob", stoppedBy: "evidence/tsm/snp.go SNPVerifier.Appraise (offline: VCEK from auxblob)",
 		},
 		{
 			name: "TSM provider that does not match the outblob",
@@ -431,7 +468,7 @@ func embeddedAttacks() []attack {
 			payload: func(t *testing.T, ctx context.Context, e *env, o *harness.Order) []byte {
 				return payloadOf(t, paddedAttObj(t, honestAnswer(t, ctx, o, e.honest).Bundle, 1<<20))
 			},
-			problem: badAttestation, detail: "payload: ", stoppedBy: parsePayload + " (size ≤ 4/3 × 64 KiB + 64)",
+			problem: badAttestation, detail: "over the limit of 87445", stoppedBy: parsePayload + " (size ≤ 4/3 × 64 KiB + 64)",
 		},
 
 		// The attestation object.

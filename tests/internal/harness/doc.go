@@ -27,6 +27,11 @@
 //     authorization, and Order.Finalize does not wait for the order;
 //   - a POST-as-GET to a pending device-attest-01 challenge URL makes step-ca
 //     validate an empty payload (serverInternal), so the harness never does it;
+//   - requests that overlap on one account's orders (newOrder, order
+//     polling, finalize) sometimes get serverInternal: step-ca's nosql
+//     database writes with compare-and-swap, and newOrder rewrites the
+//     account's order index after refreshing every pending order's status.
+//     Give each concurrent worker an account of its own;
 //   - the attested certificate's subjectAltName holds only an otherName and
 //     is critical, which Go's x509 does not handle: VerifyChain marks it
 //     handled before verifying.

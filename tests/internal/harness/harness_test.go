@@ -3,6 +3,7 @@ package harness_test
 import (
 	"context"
 	"crypto"
+	"github.com/attest-acme/attest-acme/challenge"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func TestIssue(t *testing.T) {
 			if !o.Key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(chain[0].PublicKey) {
 				t.Fatal("the certificate does not name the attested key")
 			}
-			ear, err := caplugin.EARFromCertificate(chain[0])
+			ear, err := challenge.EARFromCertificate(chain[0])
 			if err != nil {
 				t.Fatal(err)
 			}
