@@ -625,7 +625,7 @@ func (f *flow) checkIssued(chainPEM, issuerPEM []byte) (*Certificate, error) {
 			return nil, fmt.Errorf("certificate chain: certificate %d is not signed by the next: %w", i, err)
 		}
 	}
-	ear, err := EARFromCertificate(leaf)
+	ear, err := challenge.EARFromCertificate(leaf)
 	if err != nil {
 		return nil, fmt.Errorf("the certificate lacks its attestation result: %w", err)
 	}

@@ -10,14 +10,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/attest-acme/attest-acme/challenge"
 	"github.com/veraison/cmw"
 	"go.step.sm/crypto/keyutil"
 	"go.step.sm/crypto/x509util"
 )
-
-// MediaTypeEAR is the media type of the EAR record in the certificate's
-// id-pe-cmw extension (docs/protocol.md §1.8), exactly.
-const MediaTypeEAR = `application/eat+jwt; eat_profile="tag:github.com,2023:veraison/ear"`
 
 // Object identifiers of the SANs the enforcer reads.
 var (
@@ -25,64 +22,6 @@ var (
 	oidPermanentIdentifier = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 3} // id-on-permanentIdentifier (RFC 4043)
 	oidHardwareModuleName  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 4} // id-on-hardwareModuleName (RFC 4108)
 )
-
-// NewEARExtension returns the non-critical id-pe-cmw extension
-// (1.3.6.1.5.5.7.1.35, CBOR choice) holding ear as the CMW record
-// [MediaTypeEAR, ear, 8 (attestation results)].
-func NewEARExtension(ear []byte) (pkix.Extension, error) {
-	m, err := cmw.NewMonad(MediaTypeEAR, ear, cmw.AttestationResults)
-	if err != nil {
-		return pkix.Extension{}, fmt.Errorf("id-pe-cmw: %w", err)
-	}
-	ext, err := m.EncodeX509Extension(cmw.ChoiceCbor, false)
-	if err != nil {
-		return pkix.Extension{}, fmt.Errorf("id-pe-cmw: %w", err)
-	}
-	return *ext, nil
-}
-
-// EARFromCertificate returns the EAR that cert carries in its id-pe-cmw
-// extension, checking the record's media type and indicator.
-func EARFromCertificate(cert *x509.Certificate) ([]byte, error) {
-	var found *pkix.Extension
-	for i, e := range cert.Extensions {
-		if !e.Id.Equal(cmw.OidExtCmw) {
-			continue
-		}
-		if found != nil {
-			return nil, errors.New("id-pe-cmw: extension appears twice")
-		}
-		found = &cert.Extensions[i]
-	}
-	if found == nil {
-		return nil, errors.New("id-pe-cmw: no such extension")
-	}
-	if found.Critical {
-		return nil, errors.New("id-pe-cmw: extension is critical, want non-critical")
-	}
-	c, err := cmw.DecodeX509Extension(*found)
-	if err != nil {
-		return nil, fmt.Errorf("id-pe-cmw: %w", err)
-	}
-	if c.GetKind() != cmw.KindMonad {
-		return nil, fmt.Errorf("id-pe-cmw: a CMW %s, want a record", c.GetKind())
-	}
-	mt, err := c.GetMonadType()
-	if err != nil {
-		return nil, fmt.Errorf("id-pe-cmw: %w", err)
-	}
-	if mt != MediaTypeEAR {
-		return nil, fmt.Errorf("id-pe-cmw: media type %q, want %q", mt, MediaTypeEAR)
-	}
-	ind, err := c.GetMonadIndicator()
-	if err != nil {
-		return nil, fmt.Errorf("id-pe-cmw: %w", err)
-	}
-	if ind != cmw.AttestationResults {
-		return nil, fmt.Errorf("id-pe-cmw: indicator %d, want %d (attestation results)", ind, cmw.AttestationResults)
-	}
-	return c.GetMonadValue()
-}
 
 // enforcer is the last hook on every certificate step-ca signs
 // (authority.WithX509Enforcers). For a certificate with a permanent-identifier
@@ -166,7 +105,7 @@ func (e *enforcer) enforce(cert *x509.Certificate) error {
 	if max := cert.NotBefore.Add(e.maxLifetime); cert.NotAfter.After(max) {
 		cert.NotAfter = max
 	}
-	ext, err := NewEARExtension([]byte(rec.EAR))
+	ext, err := challenge.NewEARExtension([]byte(rec.EAR))
 	if err != nil {
 		return fmt.Errorf("attest-acme: %w", err)
 	}

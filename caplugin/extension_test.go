@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"github.com/attest-acme/attest-acme/challenge"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -152,7 +153,7 @@ func TestEnforcer(t *testing.T) {
 			}
 			// Sign it and read the EAR back the way a TLS peer would.
 			signed := selfSign(t, leaf, key)
-			got, err := EARFromCertificate(signed)
+			got, err := challenge.EARFromCertificate(signed)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +174,7 @@ func selfSign(t *testing.T, tmpl *x509.Certificate, key crypto.Signer) *x509.Cer
 }
 
 func TestEARExtensionEncoding(t *testing.T) {
-	ext, err := NewEARExtension([]byte("a.b.c"))
+	ext, err := challenge.NewEARExtension([]byte("a.b.c"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,10 +202,10 @@ func TestEARExtensionEncoding(t *testing.T) {
 		{"critical", []pkix.Extension{{Id: ext.Id, Critical: true, Value: ext.Value}}, "critical"},
 		{"not a CMW", []pkix.Extension{{Id: ext.Id, Value: []byte{4, 1, 0}}}, "id-pe-cmw"},
 		{"other media type", []pkix.Extension{mustExt(t, "application/jwt", 8)}, `media type "application/jwt"`},
-		{"evidence, not results", []pkix.Extension{mustExt(t, MediaTypeEAR, cmw.Evidence)}, "indicator 4"},
+		{"evidence, not results", []pkix.Extension{mustExt(t, challenge.MediaTypeEAR, cmw.Evidence)}, "indicator 4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := EARFromCertificate(&x509.Certificate{Extensions: tc.exts})
+			_, err := challenge.EARFromCertificate(&x509.Certificate{Extensions: tc.exts})
 			checkErr(t, err, tc.wantErr)
 		})
 	}

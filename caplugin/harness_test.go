@@ -391,7 +391,7 @@ func (c *testCA) checkCertificate(t *testing.T, chain []*x509.Certificate, ans *
 	if len(sans.PermanentIdentifiers) != 1 || sans.PermanentIdentifiers[0].Identifier != id {
 		t.Fatalf("permanent-identifier SANs %+v, want exactly %q", sans.PermanentIdentifiers, id)
 	}
-	earTok, err := caplugin.EARFromCertificate(leaf)
+	earTok, err := challenge.EARFromCertificate(leaf)
 	if err != nil {
 		t.Fatalf("id-pe-cmw: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/attest-acme/attest-acme/challenge"
 	"io"
 	"log/slog"
 	"net"
@@ -128,7 +129,7 @@ func TestHTTP01StillWorks(t *testing.T) {
 	if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != name {
 		t.Fatalf("DNS names %v, want [%s]", leaf.DNSNames, name)
 	}
-	if _, err := caplugin.EARFromCertificate(leaf); err == nil {
+	if _, err := challenge.EARFromCertificate(leaf); err == nil {
 		t.Fatal("an http-01 certificate carries an attestation result")
 	}
 	if got := ca.counter("attest_acme_ca_challenges_total", nil) + ca.counter("attest_acme_ca_certificates_total", nil); got != 0 {

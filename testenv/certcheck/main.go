@@ -22,6 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/attest-acme/attest-acme/challenge"
 	"io"
 	"os"
 	"slices"
@@ -113,7 +114,7 @@ func check(o options, out io.Writer) error {
 	fmt.Fprintln(out, "ok key: the stored private key is the certificate's key")
 
 	// The EAR the certificate carries.
-	token, err := acmeclient.EARFromCertificate(leaf)
+	token, err := challenge.EARFromCertificate(leaf)
 	if err != nil {
 		return fmt.Errorf("ear: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"github.com/attest-acme/attest-acme/challenge"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -21,7 +22,6 @@ import (
 	"go.step.sm/crypto/x509util"
 
 	"github.com/attest-acme/attest-acme/acmeclient"
-	"github.com/attest-acme/attest-acme/caplugin"
 	"github.com/attest-acme/attest-acme/verifier"
 )
 
@@ -124,7 +124,7 @@ func (f *fixture) write(t *testing.T, p *pki) options {
 	xc.NotBefore, xc.NotAfter = now().Add(-10*time.Second), now().Add(50*time.Second)
 	tmpl := xc.GetCertificate()
 	if !f.noExt {
-		ext, err := caplugin.NewEARExtension(token)
+		ext, err := challenge.NewEARExtension(token)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,12 +7,12 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"github.com/attest-acme/attest-acme/challenge"
 	"slices"
 	"time"
 
 	"go.step.sm/crypto/x509util"
 
-	"github.com/attest-acme/attest-acme/caplugin"
 	"github.com/attest-acme/attest-acme/evidence"
 	"github.com/attest-acme/attest-acme/verifier"
 )
@@ -69,7 +69,7 @@ func CheckAttested(iss *Issued, roots *x509.CertPool, earKey *ecdsa.PublicKey) (
 	if len(sans.PermanentIdentifiers) != 1 || sans.PermanentIdentifiers[0].Identifier != iss.Identifier {
 		return nil, fmt.Errorf("permanent-identifier SANs %+v, want exactly %q", sans.PermanentIdentifiers, iss.Identifier)
 	}
-	token, err := caplugin.EARFromCertificate(leaf)
+	token, err := challenge.EARFromCertificate(leaf)
 	if err != nil {
 		return nil, fmt.Errorf("id-pe-cmw: %w", err)
 	}

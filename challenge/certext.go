@@ -1,4 +1,4 @@
-package acmeclient
+package challenge
 
 import (
 	"crypto/x509"
@@ -9,16 +9,29 @@ import (
 	"github.com/veraison/cmw"
 )
 
-// MediaTypeEAR is the media type of the EAR record in the certificate's
-// id-pe-cmw extension (docs/protocol.md §1.8), exactly.
+// MediaTypeEAR is the media type of the EAR record in an attested
+// certificate's id-pe-cmw extension (docs/protocol.md §1.8), exactly.
 const MediaTypeEAR = `application/eat+jwt; eat_profile="tag:github.com,2023:veraison/ear"`
 
-// EARFromCertificate returns the EAR (a signed JWT) that an attested
-// certificate carries: the value of the CMW record in its one non-critical
-// id-pe-cmw extension (OID 1.3.6.1.5.5.7.1.35), whose media type must be
-// MediaTypeEAR and indicator attestation results. The client does not verify
-// the EAR's signature (it has no reason to hold the verifier's key); it keeps
-// the EAR beside the certificate for whoever does.
+// NewEARExtension returns the non-critical id-pe-cmw extension
+// (1.3.6.1.5.5.7.1.35, CBOR choice) holding ear as the CMW record
+// [MediaTypeEAR, ear, 8 (attestation results)].
+func NewEARExtension(ear []byte) (pkix.Extension, error) {
+	m, err := cmw.NewMonad(MediaTypeEAR, ear, cmw.AttestationResults)
+	if err != nil {
+		return pkix.Extension{}, fmt.Errorf("id-pe-cmw: %w", err)
+	}
+	ext, err := m.EncodeX509Extension(cmw.ChoiceCbor, false)
+	if err != nil {
+		return pkix.Extension{}, fmt.Errorf("id-pe-cmw: %w", err)
+	}
+	return *ext, nil
+}
+
+// EARFromCertificate returns the EAR (a signed JWT) an attested certificate
+// carries: the value of the CMW record in its one non-critical id-pe-cmw
+// extension, whose media type must be MediaTypeEAR and indicator attestation
+// results. It does not verify the EAR.
 func EARFromCertificate(cert *x509.Certificate) ([]byte, error) {
 	var found *pkix.Extension
 	for i, e := range cert.Extensions {
