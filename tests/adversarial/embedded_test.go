@@ -63,7 +63,6 @@ func extraWorkloads() string {
 // "affirming" results are accepted.
 func newEmbeddedEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := testContext(t)
 	ca := harness.StartT(t, harness.Options{
 		Dev: func(d *caplugin.DevSetup) {
 			d.PermanentIdentifiers = []string{"vm-*"}
@@ -90,15 +89,7 @@ func newEmbeddedEnv(t *testing.T) *env {
 			return nil
 		},
 	})
-	e := &env{ca: ca, honest: newSNP(t, sim.SNPOptions{})}
-	var err error
-	if e.alice, err = ca.NewAccount(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if e.mallory, err = ca.NewAccount(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return &env{ca: ca, honest: newSNP(t, sim.SNPOptions{})}
 }
 
 func newSNP(t *testing.T, o sim.SNPOptions) *sim.SNP {
@@ -126,9 +117,10 @@ func newTDX(t *testing.T, o sim.TDXOptions) *sim.TDX {
 // issues to an honest client, so every refusal below is the attack's.
 func TestAttacksEmbeddedVerifier(t *testing.T) {
 	e := newEmbeddedEnv(t)
-	honestControl(t, e, "vm-control-1")
+	ctx := testContext(t)
+	honestControl(t, e.withAccounts(t, ctx), "vm-control-1")
 	run(t, e, embeddedAttacks())
-	honestControl(t, e, "vm-control-2")
+	honestControl(t, e.withAccounts(t, ctx), "vm-control-2")
 	csrNamesOutsideTheOrder(t, e)
 	checkNothingIssued(t, e.ca, 3)
 }

@@ -65,12 +65,12 @@ type attack struct {
 	// serverInternal left it retryable).
 	then func(t *testing.T, ctx context.Context, e *env, o *harness.Order)
 	// serial attacks do not run in parallel with the others (they change
-	// shared state, such as a TPM's PCRs).
+	// shared state, such as a TPM's PCRs); they run first, one at a time.
 	serial bool
 }
 
-// env is what the attacks of one group share: the CA and the honest
-// platforms and accounts.
+// env is what an attack works with: the group's CA and honest platform,
+// and two accounts (withAccounts).
 type env struct {
 	ca *harness.CA
 	// alice is the account most attacks use; mallory is another account.
@@ -106,8 +106,9 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// run runs every attack against e's CA as a subtest, in parallel unless an
-// attack is serial, and checks its outcome.
+// run runs every attack against e's CA as a subtest, each with accounts of
+// its own, and checks its outcome. Serial attacks run first, one at a time;
+// the others then run in parallel.
 func run(t *testing.T, e *env, attacks []attack) {
 	t.Helper()
 	t.Run("attacks", func(t *testing.T) {
@@ -118,7 +119,7 @@ func run(t *testing.T, e *env, attacks []attack) {
 				}
 				ctx := testContext(t)
 				// Accounts of their own: step-ca v0.30.2 answers serverInternal
-				// when two orders of one account are created at once.
+				// at times when requests on one account's orders overlap.
 				e := e.withAccounts(t, ctx)
 				id := a.id
 				if id == "" {
@@ -277,10 +278,8 @@ func describe(p *xacme.Error) string {
 	if p == nil {
 		return "none"
 	}
-	return p.ProblemType + " " + strqt(p.Detail)
+	return fmt.Sprintf("%s %q", p.ProblemType, p.Detail)
 }
-
-func strqt(s string) string { return "\"" + s + "\"" }
 
 // newKey returns a fresh P-256 key.
 func newKey(t *testing.T) *ecdsa.PrivateKey {
