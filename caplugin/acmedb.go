@@ -129,9 +129,11 @@ type attObjFormat struct {
 }
 
 // formatDec reads only the fmt of an attestation object that step-ca has
-// already found well formed; the full strict decode is challenge.DecodePayload.
+// already found well formed, with step-ca's own (default) limits, so that
+// every object step-ca hands over as "cmw" reaches the strict decode of
+// challenge.DecodePayload and its precise errors.
 var formatDec = func() cbor.DecMode {
-	dm, err := cbor.DecOptions{MaxNestedLevels: 16, MaxArrayElements: 1024, MaxMapPairs: 1024}.DecMode()
+	dm, err := cbor.DecOptions{}.DecMode()
 	if err != nil {
 		panic("caplugin: CBOR options: " + err.Error())
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -366,9 +367,36 @@ func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
 }
 
+// maxRequestBody bounds every request body the CA reads. step-ca reads whole
+// bodies before any check of ours; the largest legitimate one is a
+// device-attest-01 answer: a 64 KiB attestation object, base64url in JSON,
+// base64url again as a JWS payload (about 120 KiB).
+const maxRequestBody = 256 << 10
+
+// limitBody refuses a request whose declared body is over maxRequestBody
+// with an ACME malformed problem (413), before step-ca reads any of it, and
+// cuts off a body that turns out longer than it said.
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxRequestBody {
+			b, _ := json.Marshal(map[string]any{
+				"type":   "urn:ietf:params:acme:error:malformed",
+				"detail": fmt.Sprintf("the request body is %d bytes, over the limit of %d", r.ContentLength, maxRequestBody),
+				"status": http.StatusRequestEntityTooLarge,
+			})
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			w.Write(b)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) httpServer(h http.Handler, tlsCfg *tls.Config) *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           limitBody(h),
 		TLSConfig:         tlsCfg,
 		ReadTimeout:       15 * time.Second,
 		ReadHeaderTimeout: 15 * time.Second,

@@ -460,7 +460,7 @@ func embeddedAttacks() []attack {
 			payload: func(t *testing.T, ctx context.Context, e *env, o *harness.Order) []byte {
 				return payloadOf(t, paddedAttObj(t, honestAnswer(t, ctx, o, e.honest).Bundle, 1<<20))
 			},
-			problem: badAttestation, detail: "over the limit of 87445", stoppedBy: parsePayload + " (size ≤ 4/3 × 64 KiB + 64)",
+			problem: malformed, detail: "over the limit of 262144", stoppedBy: "caplugin/server.go limitBody (request body ≤ 256 KiB, before step-ca reads it)",
 		},
 
 		// The attestation object.
@@ -499,7 +499,7 @@ func embeddedAttacks() []attack {
 			payload: func(t *testing.T, ctx context.Context, e *env, o *harness.Order) []byte {
 				return payloadOf(t, nestedAttObj(t, honestAnswer(t, ctx, o, e.honest).Bundle, 24))
 			},
-			problem: badAttestation, detail: `unsupported attestation object format "cmw"`, stoppedBy: "caplugin/acmedb.go payloadFormat (MaxNestedLevels 16: not taken as cmw) → " + stepCA,
+			problem: badAttestation, detail: "exceeded max nested level", stoppedBy: parseAttObj + " (MaxNestedLevels 8)",
 		},
 		{
 			name: "deep CBOR nesting in the attestation object (40 levels)",
