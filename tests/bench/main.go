@@ -68,6 +68,7 @@ type config struct {
 	jsonOut       string
 	pprofDir      string
 	verifierBench bool
+	perf          bool
 	benchtime     string
 	command       string
 }
@@ -110,6 +111,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.update, "update", "", "replace the results section of this markdown file (docs/performance.md)")
 	fs.StringVar(&c.jsonOut, "json", "", "write the raw results as JSON to this file")
 	fs.StringVar(&c.pprofDir, "pprof", "", "profile: run the CA as `bench serve-ca` and write CPU, block and mutex profiles of the CA and the driver per measurement into this directory")
+	fs.BoolVar(&c.perf, "perf", perfAvailable(), "count the CA's fsync and fdatasync calls with perf (default: on when perf can)")
 	fs.BoolVar(&c.verifierBench, "verifier-bench", true, "run go test -bench BenchmarkVerifier ./verifier and include it")
 	fs.StringVar(&c.benchtime, "benchtime", "2s", "-benchtime of the verifier benchmark")
 	fs.StringVar(&c.command, "command", "", "the command to print in the report (default: this one)")

@@ -29,8 +29,12 @@ type dbResult struct {
 	DB string `json:"db"`
 	// Cells are the measurements, by clients then mode.
 	Cells []*cellResult `json:"cells"`
-	// PeakRSS is the CA's VmHWM over the whole run, warm-up included.
-	PeakRSS int64 `json:"peakRSS"`
+	// PeakRSS is the CA's VmHWM over the whole run, warm-up included;
+	// PeakAnon and PeakFile the largest anonymous and file-backed RSS
+	// sampled during the measurements.
+	PeakRSS  int64 `json:"peakRSS"`
+	PeakAnon int64 `json:"peakAnon"`
+	PeakFile int64 `json:"peakFile"`
 	// RSSAtEnd is the CA's VmRSS after the last measurement.
 	RSSAtEnd int64 `json:"rssAtEnd"`
 	// Issuances counts all issuances against this CA, warm-up included.
@@ -58,10 +62,18 @@ type cellResult struct {
 	CACPU      time.Duration `json:"caCPU"`
 	DriverCPU  time.Duration `json:"driverCPU"`
 	MachineCPU time.Duration `json:"machineCPU"`
-	// PeakRSS is the CA's VmHWM during this cell.
+	// PeakRSS is the CA's VmHWM during this cell; PeakAnon and PeakFile
+	// are the largest anonymous and file-backed RSS sampled every 50ms
+	// (file-backed: mostly bbolt's mmap of its database).
 	PeakRSS   int64 `json:"peakRSS"`
+	PeakAnon  int64 `json:"peakAnon"`
+	PeakFile  int64 `json:"peakFile"`
 	Requests  int64 `json:"requests"`
 	BadNonces int64 `json:"badNonces"`
+	// WriteBytes is what the CA wrote to storage (/proc/PID/io).
+	WriteBytes int64 `json:"writeBytes"`
+	// Syncs counts the CA's fsync and fdatasync calls (perf), -1 if unknown.
+	Syncs int64 `json:"syncs"`
 	// VerifierSeconds and VerifierCalls come from the CA's
 	// attest_acme_ca_verifier_duration_seconds histogram.
 	VerifierSeconds float64 `json:"verifierSeconds"`
@@ -84,6 +96,7 @@ type runner struct {
 	tpm       *tpm.Attester
 	responder *rig.Responder
 	prof      *profiler
+	syncs     *syncCounter // nil without perf
 	seq       atomic.Int64
 	peak      int64
 }
@@ -118,6 +131,9 @@ func runDB(ctx context.Context, cfg *config, db string, tpmAtt *tpm.Attester, tp
 		return nil, err
 	}
 	defer r.proc.Kill()
+	if cfg.perf {
+		r.syncs = &syncCounter{pid: r.proc.PID(), dir: cfg.work}
+	}
 	log.Printf("%s: CA pid %d at %s (log %s)", db, r.proc.PID(), ca.Address, logPath)
 
 	maxC := slices.Max(cfg.clients)
@@ -182,6 +198,9 @@ func runDB(ctx context.Context, cfg *config, db string, tpmAtt *tpm.Attester, tp
 	}
 	r.foldPeak()
 	res.PeakRSS = r.peak
+	for _, c := range res.Cells {
+		res.PeakAnon, res.PeakFile = max(res.PeakAnon, c.PeakAnon), max(res.PeakFile, c.PeakFile)
+	}
 	res.RSSAtEnd, _ = r.proc.RSS()
 	res.Issuances = r.seq.Load()
 	if err := r.proc.Stop(45 * time.Second); err != nil {
@@ -210,8 +229,16 @@ func merge(acc, part *cellResult) *cellResult {
 	acc.DriverCPU += part.DriverCPU
 	acc.MachineCPU += part.MachineCPU
 	acc.PeakRSS = max(acc.PeakRSS, part.PeakRSS)
+	acc.PeakAnon = max(acc.PeakAnon, part.PeakAnon)
+	acc.PeakFile = max(acc.PeakFile, part.PeakFile)
 	acc.Requests += part.Requests
 	acc.BadNonces += part.BadNonces
+	acc.WriteBytes += part.WriteBytes
+	if acc.Syncs < 0 || part.Syncs < 0 {
+		acc.Syncs = -1
+	} else {
+		acc.Syncs += part.Syncs
+	}
 	acc.VerifierSeconds += part.VerifierSeconds
 	acc.VerifierCalls += part.VerifierCalls
 	return acc
@@ -241,13 +268,27 @@ func (r *runner) measure(ctx context.Context, mode string, c, n int, label strin
 		return nil, err
 	}
 	me0, mach0 := selfCPU(), machineBusy()
+	wb0, _ := r.proc.WriteBytes()
 	vs0, vc0 := r.verifierMetrics(ctx)
 	if r.prof != nil {
 		if err := r.prof.start(label); err != nil {
 			return nil, err
 		}
 	}
+	if r.syncs != nil {
+		if err := r.syncs.start(label); err != nil {
+			return nil, fmt.Errorf("perf: %w", err)
+		}
+	}
+	stopSampling := r.sampleRSS()
 	cr := r.cell(ctx, mode, c, n)
+	cr.PeakAnon, cr.PeakFile = stopSampling()
+	cr.Syncs = -1
+	if r.syncs != nil {
+		if cr.Syncs, err = r.syncs.stop(); err != nil {
+			return nil, fmt.Errorf("perf: %w", err)
+		}
+	}
 	if r.prof != nil {
 		if err := r.prof.stop(); err != nil {
 			return nil, err
@@ -258,6 +299,8 @@ func (r *runner) measure(ctx context.Context, mode string, c, n int, label strin
 		return nil, err
 	}
 	me1, mach1 := selfCPU(), machineBusy()
+	wb1, _ := r.proc.WriteBytes()
+	cr.WriteBytes = wb1 - wb0
 	vs1, vc1 := r.verifierMetrics(ctx)
 	cr.CACPU, cr.DriverCPU, cr.MachineCPU = ca1-ca0, me1-me0, mach1-mach0
 	cr.VerifierSeconds, cr.VerifierCalls = vs1-vs0, vc1-vc0
@@ -266,6 +309,34 @@ func (r *runner) measure(ctx context.Context, mode string, c, n int, label strin
 	}
 	r.peak = max(r.peak, cr.PeakRSS)
 	return cr, nil
+}
+
+// sampleRSS samples the CA's anonymous and file-backed RSS every 50ms
+// until the function it returns is called, which returns the maxima.
+func (r *runner) sampleRSS() func() (anon, file int64) {
+	stop := make(chan struct{})
+	done := make(chan [2]int64)
+	go func() {
+		var m [2]int64
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if a, f, err := r.proc.RSSParts(); err == nil {
+				m[0], m[1] = max(m[0], a), max(m[1], f)
+			}
+			select {
+			case <-stop:
+				done <- m
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		close(stop)
+		m := <-done
+		return m[0], m[1]
+	}
 }
 
 // cell runs n issuances of mode over the first c clients, as fast as they go.

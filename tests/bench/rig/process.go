@@ -109,6 +109,17 @@ func (p *Process) PeakRSS() (int64, error) { return statusKB(p.PID(), "VmHWM:") 
 // RSS is the process's resident set size now (VmRSS) in bytes.
 func (p *Process) RSS() (int64, error) { return statusKB(p.PID(), "VmRSS:") }
 
+// RSSParts is the process's resident memory now by kind, in bytes:
+// anonymous (heap, stacks) and file-backed (the binary, and mmapped files
+// such as a bbolt database).
+func (p *Process) RSSParts() (anon, file int64, err error) {
+	if anon, err = statusKB(p.PID(), "RssAnon:"); err != nil {
+		return 0, 0, err
+	}
+	file, err = statusKB(p.PID(), "RssFile:")
+	return anon, file, err
+}
+
 // ResetPeakRSS resets VmHWM to the current RSS (proc(5), clear_refs "5").
 func (p *Process) ResetPeakRSS() error {
 	return os.WriteFile("/proc/"+strconv.Itoa(p.PID())+"/clear_refs", []byte("5"), 0)
@@ -167,6 +178,21 @@ func statusKB(pid int, field string) (int64, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("rig: /proc/%d/status has no %s", pid, field)
+}
+
+// WriteBytes is what the process has caused to be written to storage
+// (write_bytes in /proc/PID/io), in bytes.
+func (p *Process) WriteBytes() (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID()) + "/io")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("rig: /proc/%d/io has no write_bytes", p.PID())
 }
 
 // Tail returns the last n bytes of the process's log, for error messages.
