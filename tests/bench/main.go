@@ -69,6 +69,7 @@ type config struct {
 	pprofDir      string
 	verifierBench bool
 	perf          bool
+	stepca        string
 	benchtime     string
 	command       string
 }
@@ -111,6 +112,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.update, "update", "", "replace the results section of this markdown file (docs/performance.md)")
 	fs.StringVar(&c.jsonOut, "json", "", "write the raw results as JSON to this file")
 	fs.StringVar(&c.pprofDir, "pprof", "", "profile: run the CA as `bench serve-ca` and write CPU, block and mutex profiles of the CA and the driver per measurement into this directory")
+	fs.StringVar(&c.stepca, "stepca", "", "also measure stock step-ca (this binary, v0.30.2) on each database as a baseline: http-01 only, as many issuances as attest-acme's CA gets")
 	fs.BoolVar(&c.perf, "perf", perfAvailable(), "count the CA's fsync and fdatasync calls with perf (default: on when perf can)")
 	fs.BoolVar(&c.verifierBench, "verifier-bench", true, "run go test -bench BenchmarkVerifier ./verifier and include it")
 	fs.StringVar(&c.benchtime, "benchtime", "2s", "-benchtime of the verifier benchmark")
@@ -235,11 +237,21 @@ func run(ctx context.Context, cfg *config) error {
 	}
 
 	for _, db := range cfg.dbs {
-		res, err := runDB(ctx, cfg, db, tpmAtt, tpmRef, responder)
+		res, err := runDB(ctx, cfg, db, serverOurs, tpmAtt, tpmRef, responder)
 		if err != nil {
 			return fmt.Errorf("%s: %w", db, err)
 		}
 		rep.DBs = append(rep.DBs, res)
+		if cfg.stepca != "" {
+			if !slices.Contains(cfg.modes, modeHTTP01) {
+				return errors.New("-stepca needs the http-01 mode")
+			}
+			res, err := runDB(ctx, cfg, db, serverStock, nil, nil, responder)
+			if err != nil {
+				return fmt.Errorf("%s, stock step-ca: %w", db, err)
+			}
+			rep.DBs = append(rep.DBs, res)
+		}
 	}
 	if cfg.verifierBench {
 		log.Printf("verifier benchmark (-benchtime %s)", cfg.benchtime)

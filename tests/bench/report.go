@@ -179,11 +179,16 @@ func (r *report) markdown() string {
 	}
 	p("\n")
 
-	// Targets.
-	p("#### Targets\n\n| target | %s |\n|---|%s\n", strings.Join(r.dbNames(), " | "), strings.Repeat("---|", len(r.DBs)))
+	// Targets, on attest-acme's CA.
+	ours := r.servers(serverOurs)
+	names := make([]string, len(ours))
+	for i, d := range ours {
+		names[i] = d.DB
+	}
+	p("#### Targets\n\n| target | %s |\n|---|%s\n", strings.Join(names, " | "), strings.Repeat("---|", len(ours)))
 	row := func(name string, f func(d *dbResult) string) {
-		cells := make([]string, len(r.DBs))
-		for i, d := range r.DBs {
+		cells := make([]string, len(ours))
+		for i, d := range ours {
 			cells[i] = f(d)
 		}
 		p("| %s | %s |\n", name, strings.Join(cells, " | "))
@@ -245,10 +250,38 @@ func (r *report) markdown() string {
 		}
 		return s
 	})
+	if stock := r.servers(serverStock); len(stock) > 0 {
+		base := func(d *dbResult) *dbResult {
+			for _, b := range stock {
+				if b.DB == d.DB {
+					return b
+				}
+			}
+			return nil
+		}
+		row("for comparison: stock step-ca, http-01 p50 with 1 client / issuances/s with "+fmt.Sprint(maxC)+" clients", func(d *dbResult) string {
+			b := base(d)
+			if b == nil || b.cell(modeHTTP01, 1) == nil || b.cell(modeHTTP01, maxC) == nil {
+				return "n/a"
+			}
+			return fmt.Sprintf("%.1f ms / %.1f/s", ms(pct(b.cell(modeHTTP01, 1).Latencies, 50)), b.cell(modeHTTP01, maxC).rate())
+		})
+		row("for comparison: stock step-ca peak RSS, same number of issuances", func(d *dbResult) string {
+			b := base(d)
+			if b == nil {
+				return "n/a"
+			}
+			return fmt.Sprintf("%.1f MiB (anon ≤ %.1f, file ≤ %.1f)", mib(b.PeakRSS), mib(b.PeakAnon), mib(b.PeakFile))
+		})
+	}
 	p("\n")
 
 	for _, d := range r.DBs {
-		p("#### %s\n\n", d.DB)
+		if d.Server == serverStock {
+			p("#### %s, stock step-ca v0.30.2 (baseline: the same ca.json, http-01 only)\n\n", d.DB)
+		} else {
+			p("#### %s\n\n", d.DB)
+		}
 		p("CA peak RSS (VmHWM) over the run: **%.1f MiB**, of which at most %.1f MiB anonymous (heap, stacks) and %.1f MiB file-backed (the binary and the database's mmap); RSS at the end %.1f MiB; %d issuances against this CA; database %.1f MiB on disk.",
 			mib(d.PeakRSS), mib(d.PeakAnon), mib(d.PeakFile), mib(d.RSSAtEnd), d.Issuances, mib(d.DBSize))
 		if d.CAExit != "" {
@@ -310,10 +343,13 @@ func (r *report) markdown() string {
 	return b.String()
 }
 
-func (r *report) dbNames() []string {
-	out := make([]string, len(r.DBs))
-	for i, d := range r.DBs {
-		out[i] = d.DB
+// servers returns the runs against one kind of CA.
+func (r *report) servers(server string) []*dbResult {
+	var out []*dbResult
+	for _, d := range r.DBs {
+		if d.Server == server {
+			out = append(out, d)
+		}
 	}
 	return out
 }

@@ -27,6 +27,9 @@ const issuanceTimeout = 2 * time.Minute
 // dbResult is the run against one CA (one database).
 type dbResult struct {
 	DB string `json:"db"`
+	// Server is the CA: serverOurs, or serverStock (stock step-ca serving
+	// the same ca.json, http-01 only, as a baseline).
+	Server string `json:"server"`
 	// Cells are the measurements, by clients then mode.
 	Cells []*cellResult `json:"cells"`
 	// PeakRSS is the CA's VmHWM over the whole run, warm-up included;
@@ -101,8 +104,23 @@ type runner struct {
 	peak      int64
 }
 
-func runDB(ctx context.Context, cfg *config, db string, tpmAtt *tpm.Attester, tpmRef *rig.TPMReference, responder *rig.Responder) (*dbResult, error) {
-	dir := filepath.Join(cfg.work, db)
+// The CAs a run can measure.
+const (
+	serverOurs  = "attest-acme"
+	serverStock = "step-ca"
+)
+
+// runDB measures one CA on a database of its own. Stock step-ca (-stepca)
+// is measured with http-01 only, with as many issuances as attest-acme's CA
+// gets over all its modes, so that both databases grow to the same size.
+func runDB(ctx context.Context, cfg *config, db, server string, tpmAtt *tpm.Attester, tpmRef *rig.TPMReference, responder *rig.Responder) (*dbResult, error) {
+	name := db
+	modes, scale := cfg.modes, 1
+	if server == serverStock {
+		name = db + "-stepca"
+		modes, scale = []string{modeHTTP01}, len(cfg.modes)
+	}
+	dir := filepath.Join(cfg.work, name)
 	metricsPort, err := rig.FreePort()
 	if err != nil {
 		return nil, err
@@ -111,9 +129,14 @@ func runDB(ctx context.Context, cfg *config, db string, tpmAtt *tpm.Attester, tp
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, db: db, ca: ca, tpm: tpmAtt, responder: responder}
-	logPath := filepath.Join(cfg.work, db+"-ca.log")
-	if cfg.pprofDir != "" {
+	r := &runner{cfg: cfg, db: name, ca: ca, tpm: tpmAtt, responder: responder}
+	logPath := filepath.Join(cfg.work, name+"-ca.log")
+	switch {
+	case server == serverStock:
+		if r.proc, err = rig.StartCACommand(ctx, ca, logPath, cfg.stepca, ca.Config); err != nil {
+			return nil, err
+		}
+	case cfg.pprofDir != "":
 		self, err := os.Executable()
 		if err != nil {
 			return nil, err
@@ -127,14 +150,16 @@ func runDB(ctx context.Context, cfg *config, db string, tpmAtt *tpm.Attester, tp
 			return nil, err
 		}
 		r.prof = &profiler{control: "http://" + ctl, dir: cfg.pprofDir}
-	} else if r.proc, err = rig.StartCA(ctx, cfg.bin, ca, logPath); err != nil {
-		return nil, err
+	default:
+		if r.proc, err = rig.StartCA(ctx, cfg.bin, ca, logPath); err != nil {
+			return nil, err
+		}
 	}
 	defer r.proc.Kill()
 	if cfg.perf {
 		r.syncs = &syncCounter{pid: r.proc.PID(), dir: cfg.work}
 	}
-	log.Printf("%s: CA pid %d at %s (log %s)", db, r.proc.PID(), ca.Address, logPath)
+	log.Printf("%s: %s pid %d at %s (log %s)", name, server, r.proc.PID(), ca.Address, logPath)
 
 	maxC := slices.Max(cfg.clients)
 	r.clients = make([]*clientState, maxC)
@@ -151,15 +176,15 @@ func runDB(ctx context.Context, cfg *config, db string, tpmAtt *tpm.Attester, tp
 		r.clients[i] = &clientState{cl: cl, snp: snp}
 	}
 
-	res := &dbResult{DB: db}
+	res := &dbResult{DB: db, Server: server}
 	if cfg.warmup > 0 {
-		for _, m := range cfg.modes {
-			c := r.cell(ctx, m, maxC, maxC*cfg.warmup)
+		for _, m := range modes {
+			c := r.cell(ctx, m, maxC, maxC*cfg.warmup*scale)
 			if c.Errors > 0 {
 				return nil, fmt.Errorf("warm-up %s: %d of %d issuances failed, first: %s", m, c.Errors, c.N, c.ErrorSamples[0])
 			}
 		}
-		log.Printf("%s: warmed up (%d issuances per mode over %d clients)", db, maxC*cfg.warmup, maxC)
+		log.Printf("%s: warmed up (%d issuances per mode over %d clients)", name, maxC*cfg.warmup*scale, maxC)
 	}
 
 	for _, c := range cfg.clients {
@@ -167,11 +192,12 @@ func runDB(ctx context.Context, cfg *config, db string, tpmAtt *tpm.Attester, tp
 		if c == 1 {
 			n = cfg.n1
 		}
+		n *= scale
 		// Two halves in opposite orders (ABC then CBA), so that neither
 		// mode always runs on the larger database or after the other.
 		acc := map[string]*cellResult{}
-		forward := slices.Clone(cfg.modes)
-		backward := slices.Clone(cfg.modes)
+		forward := slices.Clone(modes)
+		backward := slices.Clone(modes)
 		slices.Reverse(backward)
 		for h, order := range [][]string{forward, backward} {
 			nh := n / 2
@@ -179,7 +205,7 @@ func runDB(ctx context.Context, cfg *config, db string, tpmAtt *tpm.Attester, tp
 				nh = n - n/2
 			}
 			for _, m := range order {
-				label := fmt.Sprintf("%s-%s-c%d-h%d", db, m, c, h+1)
+				label := fmt.Sprintf("%s-%s-c%d-h%d", name, m, c, h+1)
 				part, err := r.measure(ctx, m, c, nh, label)
 				if err != nil {
 					return nil, err
@@ -187,12 +213,12 @@ func runDB(ctx context.Context, cfg *config, db string, tpmAtt *tpm.Attester, tp
 				acc[m] = merge(acc[m], part)
 			}
 		}
-		for _, m := range cfg.modes {
+		for _, m := range modes {
 			cr := acc[m]
 			slices.Sort(cr.Latencies)
 			res.Cells = append(res.Cells, cr)
 			log.Printf("%s: %-7s %2d clients: p50 %6.1f ms  p99 %6.1f ms  %6.1f/s  errors %d  CA %.2f cores  driver %.2f cores  CA peak %d MiB",
-				db, m, c, ms(pct(cr.Latencies, 50)), ms(pct(cr.Latencies, 99)), cr.rate(), cr.Errors,
+				name, m, c, ms(pct(cr.Latencies, 50)), ms(pct(cr.Latencies, 99)), cr.rate(), cr.Errors,
 				cores(cr.CACPU, cr.Wall), cores(cr.DriverCPU, cr.Wall), cr.PeakRSS>>20)
 		}
 	}
@@ -207,7 +233,7 @@ func runDB(ctx context.Context, cfg *config, db string, tpmAtt *tpm.Attester, tp
 		res.CAExit = err.Error()
 	}
 	res.DBSize = dirSize(filepath.Join(dir, "db"))
-	log.Printf("%s: CA peak RSS %.1f MiB over %d issuances; database %.1f MiB", db, float64(res.PeakRSS)/(1<<20), res.Issuances, float64(res.DBSize)/(1<<20))
+	log.Printf("%s: CA peak RSS %.1f MiB over %d issuances; database %.1f MiB", name, float64(res.PeakRSS)/(1<<20), res.Issuances, float64(res.DBSize)/(1<<20))
 	return res, nil
 }
 
