@@ -2,6 +2,7 @@ package tsm
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -33,6 +34,8 @@ type SNPOptions struct {
 type SNPVerifier struct {
 	roots map[string][]*trust.AMDRootCerts
 	now   func() time.Time
+	// chains remembers verified VCEK/VLEK chains (snpcache.go).
+	chains snpChainCache
 }
 
 // NewSNPVerifier returns a verifier with the trust anchors and clock of o.
@@ -123,13 +126,26 @@ func (v *SNPVerifier) Appraise(outblob, auxblob, d []byte) (*SNPClaims, error) {
 	}
 
 	att := &spb.Attestation{Report: report, CertificateChain: chain}
-	if err := verify.SnpAttestation(att, &verify.Options{
-		DisableCertFetching: true,
-		Getter:              snpOffline{},
-		Now:                 v.now(),
-		TrustedRoots:        v.roots,
-	}); err != nil {
-		return nil, fmt.Errorf("sev-snp: signature chain: %w", err)
+	now := v.now()
+	key := snpKey(ekCert, info.SigningKey, line)
+	if cert := v.chains.get(key, now); cert != nil {
+		// This certificate's chain was verified before and is still in its
+		// validity window: only the report's own signature is new.
+		if err := verify.SnpReportSignature(outblob, cert); err != nil {
+			return nil, fmt.Errorf("sev-snp: signature chain: %w", err)
+		}
+	} else {
+		if err := verify.SnpAttestation(att, &verify.Options{
+			DisableCertFetching: true,
+			Getter:              snpOffline{},
+			Now:                 now,
+			TrustedRoots:        v.roots,
+		}); err != nil {
+			return nil, fmt.Errorf("sev-snp: signature chain: %w", err)
+		}
+		if cert, err := x509.ParseCertificate(ekCert); err == nil {
+			v.chains.put(key, cert, v.roots[line])
+		}
 	}
 	if err := validate.SnpAttestation(att, &validate.Options{
 		GuestPolicy: snpAnyGuestPolicy(),

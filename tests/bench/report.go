@@ -335,6 +335,10 @@ func (r *report) markdown() string {
 		p("|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, pl := range v.Platforms {
 			rt := v.Rates[pl]
+			if rt["inprocess"] == 0 {
+				p("| %s | %.0f | - | - | - | - | - |\n", pl, rt["crypto"])
+				continue
+			}
 			p("| %s | %.0f | %.0f | %.0f%% | %.0f | %.0f%% | %.0f |\n", pl, rt["crypto"], rt["inprocess"], 100*rt["inprocess"]/rt["crypto"],
 				rt["http"], 100*rt["http"]/rt["crypto"], v.Allocs[pl]["inprocess"])
 		}

@@ -69,7 +69,7 @@ PASS
 func TestParseVerifierBenchRejects(t *testing.T) {
 	for _, tc := range []struct{ name, out, want string }{
 		{"no results", "PASS\n", "no BenchmarkVerifier results"},
-		{"a way missing", "BenchmarkVerifier/tpm/crypto-2 10 5 ns/op 100 appraisals/s\n", "tpm/inprocess: no appraisals/s"},
+		{"a way missing", "BenchmarkVerifier/tpm/crypto-2 10 5 ns/op 100 appraisals/s\nBenchmarkVerifier/tpm/inprocess-2 10 5 ns/op 50 appraisals/s\n", "tpm/http: no appraisals/s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseVerifierBench(tc.out)
