@@ -83,10 +83,9 @@ func (c *Client) Appraise(ctx context.Context, ev evidence.Evidence, nonce []byt
 		return nil, errors.New("verifier: the session's nonce is not the one asked for")
 	}
 	res, err := cfg.ChallengeResponse(ev.Data, ev.MediaType, uri)
-	// The session is deleted here, not by apiclient (which logs through the
-	// global logger when that fails): a session cap must not fill up with
-	// finished sessions. A failed delete only leaves it to expire.
-	_ = hc.DeleteResource(uri)
+	// The finished session is not DELETEd: that would be a third round trip
+	// per appraisal, and both our service (which keeps a bounded number of
+	// finished sessions) and Veraison expire them.
 	if err != nil {
 		return nil, fmt.Errorf("verifier %s: %w", uri, err)
 	}

@@ -62,7 +62,9 @@ type ServiceConfig struct {
 	Key *ecdsa.PublicKey
 	// Lifetime of a session; default 5 minutes.
 	Lifetime time.Duration
-	// MaxSessions caps the sessions open at once; default 1024.
+	// MaxSessions caps the sessions waiting for evidence at once (a new
+	// session beyond it gets 503), and separately the finished sessions
+	// kept for GET (the oldest is dropped first); default 1024.
 	MaxSessions int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -77,23 +79,22 @@ type Service struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	// waiting counts the sessions that have not had evidence yet.
+	waiting int
+	// finished lists finished sessions, oldest first, so that a client that
+	// never DELETEs cannot fill the service up.
+	finished []string
 }
 
 // session is one challenge-response session (its JSON is the session object).
 type session struct {
-	Nonce    []byte    `json:"nonce"`
-	Expiry   time.Time `json:"expiry"`
-	Accept   []string  `json:"accept"`
-	Status   string    `json:"status"`
-	Evidence *blob     `json:"evidence,omitempty"`
-	Result   *string   `json:"result,omitempty"`
+	Nonce  []byte    `json:"nonce"`
+	Expiry time.Time `json:"expiry"`
+	Accept []string  `json:"accept"`
+	Status string    `json:"status"`
+	Result *string   `json:"result,omitempty"`
 
 	busy bool // an appraisal is under way
-}
-
-type blob struct {
-	Type  string `json:"type"`
-	Value []byte `json:"value"`
 }
 
 // NewService returns the API over cfg.Verifier.
@@ -174,14 +175,17 @@ func (s *Service) newSession(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	sess := &session{Nonce: nonce, Expiry: now.Add(s.cfg.Lifetime).UTC(), Accept: s.cfg.MediaTypes, Status: statusWaiting}
 	s.mu.Lock()
-	s.sweepLocked(now)
-	if len(s.sessions) >= s.cfg.MaxSessions {
+	if s.waiting >= s.cfg.MaxSessions {
+		s.sweepLocked(now)
+	}
+	if s.waiting >= s.cfg.MaxSessions {
 		s.mu.Unlock()
 		w.Header().Set("Retry-After", "1")
-		problem(w, http.StatusServiceUnavailable, fmt.Sprintf("too many open sessions (%d)", s.cfg.MaxSessions))
+		problem(w, http.StatusServiceUnavailable, fmt.Sprintf("too many sessions waiting for evidence (%d)", s.cfg.MaxSessions))
 		return
 	}
 	s.sessions[id] = sess
+	s.waiting++
 	body, _ := json.Marshal(sess)
 	s.mu.Unlock()
 
@@ -217,7 +221,29 @@ func newSessionID() string {
 func (s *Service) sweepLocked(now time.Time) {
 	for id, sess := range s.sessions {
 		if now.After(sess.Expiry) && !sess.busy {
-			delete(s.sessions, id)
+			s.removeLocked(id, sess)
+		}
+	}
+}
+
+// removeLocked forgets a session.
+func (s *Service) removeLocked(id string, sess *session) {
+	delete(s.sessions, id)
+	if sess.Status == statusWaiting {
+		s.waiting--
+	}
+}
+
+// finishLocked moves a session from waiting to finished, dropping the oldest
+// finished sessions beyond the cap.
+func (s *Service) finishLocked(id string) {
+	s.waiting--
+	s.finished = append(s.finished, id)
+	for len(s.finished) > s.cfg.MaxSessions {
+		old := s.finished[0]
+		s.finished = s.finished[1:]
+		if sess, ok := s.sessions[old]; ok && sess.Status != statusWaiting {
+			delete(s.sessions, old)
 		}
 	}
 }
@@ -229,7 +255,7 @@ func (s *Service) lookupLocked(id string) *session {
 		return nil
 	}
 	if s.cfg.Now().After(sess.Expiry) && !sess.busy {
-		delete(s.sessions, id)
+		s.removeLocked(id, sess)
 		return nil
 	}
 	return sess
@@ -253,11 +279,18 @@ func (s *Service) getSession(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) deleteSession(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	_, ok := s.sessions[r.PathValue("id")]
-	delete(s.sessions, r.PathValue("id"))
+	sess, ok := s.sessions[r.PathValue("id")]
+	busy := ok && sess.busy
+	if ok && !busy {
+		s.removeLocked(r.PathValue("id"), sess)
+	}
 	s.mu.Unlock()
-	if !ok {
+	switch {
+	case !ok:
 		problem(w, http.StatusNotFound, "no such session")
+		return
+	case busy:
+		problem(w, http.StatusConflict, "the session's evidence is being appraised")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -304,9 +337,11 @@ func (s *Service) postEvidence(w http.ResponseWriter, r *http.Request) {
 	ear, err := s.cfg.Verifier.Appraise(r.Context(), evidence.Evidence{MediaType: mt, Data: body}, nonce)
 	elapsed := time.Since(start)
 
+	// The session object does not echo the evidence back: no client needs
+	// it, and it would double what every answer carries (docs/protocol.md §5).
 	s.mu.Lock()
 	sess.busy = false
-	sess.Evidence = &blob{Type: mt, Value: body}
+	s.finishLocked(id)
 	if err != nil {
 		sess.Status = statusFailed
 	} else {

@@ -172,9 +172,12 @@ func TestServiceRejects(t *testing.T) {
 		t.Errorf("second evidence for a session: %s", res.Status)
 	}
 
-	// The cap: a is still open, one more fits, the next is refused.
-	if res := newSession(""); res.StatusCode != http.StatusCreated {
-		t.Fatalf("second session: %s", res.Status)
+	// The cap counts sessions waiting for evidence: a is finished, so two
+	// more fit and the next is refused.
+	for i := range 2 {
+		if res := newSession(""); res.StatusCode != http.StatusCreated {
+			t.Fatalf("waiting session %d: %s", i+1, res.Status)
+		}
 	}
 	if res := newSession(""); res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("over the cap: %s", res.Status)
@@ -186,5 +189,42 @@ func TestServiceRejects(t *testing.T) {
 	}
 	if res, _ := http.Get(srv.URL + loc); res.StatusCode != http.StatusNotFound {
 		t.Fatalf("expired session still served: %s", res.Status)
+	}
+}
+
+// TestServiceKeepsBoundedFinishedSessions: a client that never DELETEs
+// cannot fill the service: finished sessions beyond the cap are dropped,
+// oldest first.
+func TestServiceKeepsBoundedFinishedSessions(t *testing.T) {
+	f := newFixture(t, nil)
+	srv := newTestService(t, f, func(c *ServiceConfig) { c.MaxSessions = 2 })
+	var locs []string
+	for i := range 5 {
+		res, err := http.Post(srv.URL+PathNewSession+"?nonceSize=64", "", nil)
+		if err != nil || res.StatusCode != http.StatusCreated {
+			t.Fatalf("session %d: %v %v", i, err, res.Status)
+		}
+		res.Body.Close()
+		loc := res.Header.Get("Location")
+		res, err = http.Post(srv.URL+loc, evidence.MediaTypeTSMReport, bytes.NewReader([]byte{0xa0}))
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("evidence %d: %v %v", i, err, res.Status)
+		}
+		res.Body.Close()
+		locs = append(locs, loc)
+	}
+	for i, loc := range locs {
+		res, err := http.Get(srv.URL + loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		want := http.StatusNotFound
+		if i >= len(locs)-2 {
+			want = http.StatusOK
+		}
+		if res.StatusCode != want {
+			t.Errorf("finished session %d: %s, want %d", i, res.Status, want)
+		}
 	}
 }
