@@ -56,7 +56,16 @@ type ctxTransport struct {
 }
 
 func (t ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	return t.base.RoundTrip(r.WithContext(t.ctx))
+	r = r.WithContext(t.ctx)
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, PathNewSession) {
+		// A new session is safe to ask for twice (an unused one expires), so
+		// mark it replayable: net/http then retries it on a fresh connection
+		// when a kept-alive one turns out dead, as after a verifier restart,
+		// instead of failing the challenge.
+		r.Header = r.Header.Clone()
+		r.Header.Set("Idempotency-Key", newSessionID())
+	}
+	return t.base.RoundTrip(r)
 }
 
 // Appraise runs one challenge-response exchange: a session with nonce, the

@@ -204,8 +204,10 @@ func TestVerifierKilledUnderLoad(t *testing.T) {
 
 	waitFor(ctx, t, progress, l, int64(faultIssuances/4))
 	before := l.done.Load()
-	p.verifier.Kill()
+	// down first: a challenge that fails between the kill and the close
+	// would otherwise count as failing while the verifier was up.
 	close(down)
+	p.verifier.Kill()
 	t.Logf("verifier killed after %d issuances", before)
 	// Keep it down until every client has seen a failure, so the outage
 	// surely met requests in flight and new ones.
