@@ -49,6 +49,7 @@ const (
 
 var stepNames = [NumSteps]string{"key", "newOrder", "authz", "answer", "challenge", "poll", "finalize+download"}
 
+// String names the step as the reports do.
 func (s Step) String() string {
 	if s < 0 || s >= NumSteps {
 		return fmt.Sprintf("step(%d)", int(s))
@@ -176,6 +177,7 @@ type ChallengeError struct {
 	Problem error
 }
 
+// Error says what the challenge ended as.
 func (e *ChallengeError) Error() string {
 	return fmt.Sprintf("challenge is %s after the answer: %v", e.Status, e.Problem)
 }
