@@ -31,14 +31,14 @@ func (in *inspector) tpmQuote(b []byte) (*Node, freshness, error) {
 
 	n.Fields = append(n.Fields, tpmAK(q.AK))
 
-	if attest, err := tpmUnmarshal[tpm2.TPMSAttest](q.Quoted); err != nil {
+	if attest, err := tpm.UnmarshalExact[tpm2.TPMSAttest](q.Quoted); err != nil {
 		n.add("quoted", "quoted", Group{field("error", "error", "not a TPMS_ATTEST: "+err.Error()), field("bytes", "bytes", Hex(q.Quoted))})
 	} else {
 		n.add("quoted", "quoted (TPMS_ATTEST)", tpmAttest(attest))
 		fresh = freshness{field: tpmFreshnessField, value: attest.ExtraData.Buffer}
 	}
 
-	if sig, err := tpmUnmarshal[tpm2.TPMTSignature](q.Sig); err != nil {
+	if sig, err := tpm.UnmarshalExact[tpm2.TPMTSignature](q.Sig); err != nil {
 		n.add("sig", "sig", Group{field("error", "error", "not a TPMT_SIGNATURE: "+err.Error()), field("bytes", "bytes", Hex(q.Sig))})
 	} else {
 		n.Fields = append(n.Fields, tpmSignature(sig))
@@ -67,7 +67,7 @@ func (in *inspector) tpmQuote(b []byte) (*Node, freshness, error) {
 
 // tpmAK describes the attestation key's TPMT_PUBLIC.
 func tpmAK(b []byte) Field {
-	pub, err := tpmUnmarshal[tpm2.TPMTPublic](b)
+	pub, err := tpm.UnmarshalExact[tpm2.TPMTPublic](b)
 	if err != nil {
 		return field("ak", "ak", Group{field("error", "error", "not a TPMT_PUBLIC: "+err.Error()), field("bytes", "bytes", Hex(b))})
 	}
@@ -209,25 +209,4 @@ func tpmSignature(s *tpm2.TPMTSignature) Field {
 	return Field{Key: "sig", Label: "sig (TPMT_SIGNATURE)",
 		Value: Group{field("scheme", "scheme", scheme), field("hash", "hash", h)},
 		Text:  scheme + " with " + h + " (not verified)"}
-}
-
-// tpmUnmarshal decodes a TPM structure with go-tpm, turning a panic inside
-// the decoder into an error: the bytes come from outside.
-func tpmUnmarshal[T tpm2.Marshallable, P interface {
-	*T
-	tpm2.Unmarshallable
-}](b []byte) (out *T, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("malformed TPM structure (%v)", r)
-		}
-	}()
-	v, err := tpm2.Unmarshal[T, P](b)
-	if err != nil {
-		return nil, err
-	}
-	if used := len(tpm2.Marshal(*v)); used != len(b) {
-		return nil, fmt.Errorf("%d bytes, of which the structure uses %d", len(b), used)
-	}
-	return v, nil
 }

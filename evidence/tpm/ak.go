@@ -70,7 +70,7 @@ type akKey struct {
 // and sign set, decrypt clear) that never leaves the TPM (fixedTPM), of type
 // ECC on P-256, P-384 or P-521, or RSA of 2048 to 4096 bits.
 func parseAK(b []byte) (*akKey, error) {
-	pub, err := unmarshalExact[tpm2.TPMTPublic](b)
+	pub, err := UnmarshalExact[tpm2.TPMTPublic](b)
 	if err != nil {
 		return nil, fmt.Errorf("not a TPMT_PUBLIC: %w", err)
 	}
@@ -191,11 +191,11 @@ func sameKey(a, b crypto.PublicKey) bool {
 	return false
 }
 
-// unmarshalExact decodes a TPM structure with go-tpm and requires that the
+// UnmarshalExact decodes a TPM structure with go-tpm and requires that the
 // structure uses every byte and that go-tpm encodes it back to the same
 // bytes, so what was checked is exactly what was signed. A panic inside the
 // decoder is turned into an error: these bytes come from the network.
-func unmarshalExact[T tpm2.Marshallable, P interface {
+func UnmarshalExact[T tpm2.Marshallable, P interface {
 	*T
 	tpm2.Unmarshallable
 }](b []byte) (out *T, err error) {

@@ -176,7 +176,7 @@ func (v *Verifier) Appraise(evidence []byte, d []byte) (*Claims, error) {
 		return nil, err
 	}
 
-	sig, err := unmarshalExact[tpm2.TPMTSignature](q.Sig)
+	sig, err := UnmarshalExact[tpm2.TPMTSignature](q.Sig)
 	if err != nil {
 		return nil, fmt.Errorf("tpm: sig is not a TPMT_SIGNATURE: %w", err)
 	}
@@ -185,7 +185,7 @@ func (v *Verifier) Appraise(evidence []byte, d []byte) (*Claims, error) {
 		return nil, fmt.Errorf("tpm: quote signature: %w", err)
 	}
 
-	attest, err := unmarshalExact[tpm2.TPMSAttest](q.Quoted)
+	attest, err := UnmarshalExact[tpm2.TPMSAttest](q.Quoted)
 	if err != nil {
 		return nil, fmt.Errorf("tpm: quoted is not a TPMS_ATTEST: %w", err)
 	}
