@@ -2,6 +2,7 @@ package acmeclient_test
 
 import (
 	"context"
+	"github.com/attest-acme/attest-acme/evidence/tpm/tpmtest"
 	"slices"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func TestObtainWithEachAttester(t *testing.T) {
 			return tpmAttester(t, tr)
 		}},
 		{"swtpm", "tpm", func(t *testing.T) (evidence.Attester, func(*caplugin.DevSetup)) {
-			cmdAddr, ctrlAddr := startSwtpm(t)
+			cmdAddr, ctrlAddr := tpmtest.StartSwtpm(t)
 			tr, err := tpm.OpenTCP(context.Background(), cmdAddr, ctrlAddr)
 			if err != nil {
 				t.Fatalf("OpenTCP: %v", err)

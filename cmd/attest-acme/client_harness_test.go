@@ -8,15 +8,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
+	"github.com/attest-acme/attest-acme/evidence/tpm/tpmtest"
 	"io/fs"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -253,66 +251,12 @@ func (s *clientSyncBuffer) String() string {
 	return s.b.String()
 }
 
-// clientStartSwtpm runs swtpm on free loopback ports (command port, and
-// control on the next) and returns the command address; it skips the test
-// when swtpm is not installed.
+// clientStartSwtpm runs swtpm for the test and returns its command address;
+// it skips the test when swtpm is not installed.
 func clientStartSwtpm(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm is not installed (apt-get install swtpm); skipping the swtpm issuance")
-	}
-	for range 5 {
-		port, ok := clientFreePortPair()
-		if !ok {
-			continue
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command(bin, "socket", "--tpm2",
-			"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port),
-			"--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port+1),
-			"--flags", "not-need-init,startup-clear",
-			"--tpmstate", "dir="+t.TempDir())
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting swtpm: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		stop := func() { _ = cmd.Process.Kill(); <-exited }
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		for range 200 {
-			select {
-			case <-exited:
-				t.Fatalf("swtpm exited: %s", stderr.String())
-			default:
-			}
-			if c, err := net.Dial("tcp", addr); err == nil {
-				c.Close()
-				t.Cleanup(stop)
-				return addr
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
-		stop()
-	}
-	t.Fatal("swtpm did not start")
-	return ""
-}
-
-func clientFreePortPair() (int, bool) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, false
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l2, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1)))
-	l.Close()
-	if err != nil {
-		return 0, false
-	}
-	l2.Close()
-	return port, true
+	cmdAddr, _ := tpmtest.StartSwtpm(t)
+	return cmdAddr
 }
 
 // clientTPMTrust opens the TPM at addr once to learn its AK and PCR values,

@@ -1,17 +1,12 @@
 package tpm
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"errors"
-	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
+	"github.com/attest-acme/attest-acme/evidence/tpm/tpmtest"
 	"strings"
 	"testing"
 	"time"
@@ -40,83 +35,12 @@ func openSimulator(t testing.TB) transport.TPMCloser {
 	return tpm
 }
 
-// startSwtpm runs swtpm on two free loopback ports with a fresh state
-// directory, stops it at cleanup, and returns the spec Open takes for it. It
-// skips the test when swtpm is not installed.
+// startSwtpm runs swtpm for the test and returns the spec Open takes for it;
+// it skips the test when swtpm is not installed.
 func startSwtpm(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm is not installed (apt-get install swtpm swtpm-tools); skipping the swtpm test")
-	}
-	var lastErr error
-	for range 5 {
-		port, err := freePortPair()
-		if err != nil {
-			t.Fatal(err)
-		}
-		state := t.TempDir()
-		var stderr bytes.Buffer
-		cmd := exec.Command(bin, "socket", "--tpm2",
-			"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port),
-			"--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port+1),
-			"--flags", "not-need-init,startup-clear",
-			"--tpmstate", "dir="+state)
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting swtpm: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		stop := func() {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if lastErr = waitListening(addr, exited); lastErr == nil {
-			t.Cleanup(stop)
-			return "tcp://" + addr
-		}
-		stop()
-		lastErr = fmt.Errorf("%w: %s", lastErr, strings.TrimSpace(stderr.String()))
-	}
-	t.Fatalf("swtpm did not start: %v", lastErr)
-	return ""
-}
-
-// freePortPair finds a loopback port P such that P and P+1 are free now.
-func freePortPair() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1)))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no pair of free loopback ports")
-}
-
-// waitListening waits until addr accepts connections or the process exits.
-func waitListening(addr string, exited <-chan error) error {
-	for range 200 {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("swtpm exited: %v", err)
-		default:
-		}
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return fmt.Errorf("swtpm is not listening on %s", addr)
+	cmdAddr, _ := tpmtest.StartSwtpm(t)
+	return "tcp://" + cmdAddr
 }
 
 // newBinding builds a real kc for a fresh P-256 key and returns it with

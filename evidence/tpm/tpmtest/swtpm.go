@@ -1,4 +1,7 @@
-package acmeclient_test
+// Package tpmtest starts swtpm for tests, as net/http/httptest starts
+// servers: on free loopback ports, with a fresh state directory, stopped at
+// the test's cleanup. It imports nothing of this project.
+package tpmtest
 
 import (
 	"bytes"
@@ -12,14 +15,16 @@ import (
 	"time"
 )
 
-// startSwtpm runs swtpm on two free loopback ports with a fresh state
-// directory, stops it at cleanup, and returns its command and control
-// addresses. It skips the test when swtpm is not installed.
-func startSwtpm(t *testing.T) (cmdAddr, ctrlAddr string) {
+// StartSwtpm runs `swtpm socket --tpm2` with its command port on a free
+// loopback port P and its control port on P+1, started as go-tpm's TCP
+// transport needs it (not-need-init, startup-clear: no PowerOn), stops it at
+// cleanup, and returns both addresses. It skips the test when swtpm is not
+// installed (Debian: swtpm swtpm-tools).
+func StartSwtpm(t testing.TB) (cmdAddr, ctrlAddr string) {
 	t.Helper()
 	bin, err := exec.LookPath("swtpm")
 	if err != nil {
-		t.Skip("swtpm is not installed (apt-get install swtpm); skipping the swtpm issuance")
+		t.Skip("swtpm is not installed (apt-get install swtpm swtpm-tools); skipping the swtpm test")
 	}
 	var lastErr error
 	for range 5 {
@@ -73,7 +78,7 @@ func freePortPair() (int, error) {
 	return 0, errors.New("no pair of free loopback ports")
 }
 
-// waitListening waits (a bounded number of tries) until addr accepts
+// waitListening waits, a bounded number of times, until addr accepts
 // connections or the process exits.
 func waitListening(addr string, exited <-chan error) error {
 	for range 200 {
