@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"crypto"
 	"fmt"
 	"maps"
 	"slices"
@@ -71,7 +70,7 @@ func tpmAK(b []byte) Field {
 	if err != nil {
 		return field("ak", "ak", Group{field("error", "error", "not a TPMT_PUBLIC: "+err.Error()), field("bytes", "bytes", Hex(b))})
 	}
-	key, err := tpmPublicKey(pub)
+	key, err := tpm.PublicKey(pub)
 	attrs := tpmObjectAttributes(pub.ObjectAttributes)
 	if err != nil {
 		return field("ak", "ak (TPMT_PUBLIC)", Group{field("error", "error", err.Error()), field("attributes", "attributes", attrs)})
@@ -82,33 +81,6 @@ func tpmAK(b []byte) Field {
 	f.Value = g
 	f.Text += " [" + strings.Join(attrs, ", ") + "]"
 	return f
-}
-
-// tpmPublicKey returns the public key of a TPMT_PUBLIC (ECC or RSA).
-func tpmPublicKey(pub *tpm2.TPMTPublic) (crypto.PublicKey, error) {
-	switch pub.Type {
-	case tpm2.TPMAlgECC:
-		parms, err := pub.Parameters.ECCDetail()
-		if err != nil {
-			return nil, fmt.Errorf("ECC parameters: %w", err)
-		}
-		point, err := pub.Unique.ECC()
-		if err != nil {
-			return nil, fmt.Errorf("ECC point: %w", err)
-		}
-		return tpm2.ECDSAPub(parms, point)
-	case tpm2.TPMAlgRSA:
-		parms, err := pub.Parameters.RSADetail()
-		if err != nil {
-			return nil, fmt.Errorf("RSA parameters: %w", err)
-		}
-		n, err := pub.Unique.RSA()
-		if err != nil {
-			return nil, fmt.Errorf("RSA modulus: %w", err)
-		}
-		return tpm2.RSAPub(parms, n)
-	}
-	return nil, fmt.Errorf("key type 0x%04x is neither ECC nor RSA", uint16(pub.Type))
 }
 
 // tpmObjectAttributes names the TPMA_OBJECT bits that say what an AK may do.

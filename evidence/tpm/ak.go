@@ -86,26 +86,17 @@ func parseAK(b []byte) (*akKey, error) {
 		return nil, errors.New("the key is not fixedTPM, so it may exist outside the TPM")
 	}
 
-	ak := &akKey{public: pub}
-	switch pub.Type {
-	case tpm2.TPMAlgECC:
+	key, err := PublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	ak := &akKey{public: pub, key: key}
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
 		parms, err := pub.Parameters.ECCDetail()
 		if err != nil {
 			return nil, fmt.Errorf("ECC parameters: %w", err)
 		}
-		point, err := pub.Unique.ECC()
-		if err != nil {
-			return nil, fmt.Errorf("ECC point: %w", err)
-		}
-		key, err := tpm2.ECDSAPub(parms, point)
-		if err != nil {
-			return nil, fmt.Errorf("ECC key: %w", err)
-		}
-		// tpm2.ECDSAPub does not check the point; the ecdh conversion does.
-		if _, err := key.ECDH(); err != nil {
-			return nil, fmt.Errorf("ECC key: %w", err)
-		}
-		ak.key = key
 		ak.scheme = parms.Scheme.Scheme
 		if ak.scheme != tpm2.TPMAlgNull {
 			if ak.scheme != tpm2.TPMAlgECDSA {
@@ -117,26 +108,17 @@ func parseAK(b []byte) (*akKey, error) {
 			}
 			ak.hash = d.HashAlg
 		}
-	case tpm2.TPMAlgRSA:
+	case *rsa.PublicKey:
+		if bits := k.N.BitLen(); bits < minRSABits || bits > maxRSABits {
+			return nil, fmt.Errorf("RSA key of %d bits, want %d to %d", bits, minRSABits, maxRSABits)
+		}
+		if k.E < 3 || k.E%2 == 0 {
+			return nil, fmt.Errorf("RSA public exponent %d is not valid", k.E)
+		}
 		parms, err := pub.Parameters.RSADetail()
 		if err != nil {
 			return nil, fmt.Errorf("RSA parameters: %w", err)
 		}
-		n, err := pub.Unique.RSA()
-		if err != nil {
-			return nil, fmt.Errorf("RSA modulus: %w", err)
-		}
-		key, err := tpm2.RSAPub(parms, n)
-		if err != nil {
-			return nil, fmt.Errorf("RSA key: %w", err)
-		}
-		if bits := key.N.BitLen(); bits < minRSABits || bits > maxRSABits {
-			return nil, fmt.Errorf("RSA key of %d bits, want %d to %d", bits, minRSABits, maxRSABits)
-		}
-		if key.E < 3 || key.E%2 == 0 {
-			return nil, fmt.Errorf("RSA public exponent %d is not valid", key.E)
-		}
-		ak.key = key
 		ak.scheme = parms.Scheme.Scheme
 		switch ak.scheme {
 		case tpm2.TPMAlgNull:
@@ -155,10 +137,49 @@ func parseAK(b []byte) (*akKey, error) {
 		default:
 			return nil, fmt.Errorf("RSA signing scheme 0x%04x is not supported, want RSASSA or RSAPSS", uint16(ak.scheme))
 		}
-	default:
-		return nil, fmt.Errorf("key type 0x%04x is not supported, want ECC or RSA", uint16(pub.Type))
 	}
 	return ak, nil
+}
+
+// PublicKey returns the public key of a TPMT_PUBLIC of type ECC (an
+// *ecdsa.PublicKey whose point is on its curve) or RSA (an *rsa.PublicKey).
+// It says nothing about what the key may do: see the object attributes.
+func PublicKey(pub *tpm2.TPMTPublic) (crypto.PublicKey, error) {
+	switch pub.Type {
+	case tpm2.TPMAlgECC:
+		parms, err := pub.Parameters.ECCDetail()
+		if err != nil {
+			return nil, fmt.Errorf("ECC parameters: %w", err)
+		}
+		point, err := pub.Unique.ECC()
+		if err != nil {
+			return nil, fmt.Errorf("ECC point: %w", err)
+		}
+		key, err := tpm2.ECDSAPub(parms, point)
+		if err != nil {
+			return nil, fmt.Errorf("ECC key: %w", err)
+		}
+		// tpm2.ECDSAPub does not check the point; the ecdh conversion does.
+		if _, err := key.ECDH(); err != nil {
+			return nil, fmt.Errorf("ECC key: %w", err)
+		}
+		return key, nil
+	case tpm2.TPMAlgRSA:
+		parms, err := pub.Parameters.RSADetail()
+		if err != nil {
+			return nil, fmt.Errorf("RSA parameters: %w", err)
+		}
+		n, err := pub.Unique.RSA()
+		if err != nil {
+			return nil, fmt.Errorf("RSA modulus: %w", err)
+		}
+		key, err := tpm2.RSAPub(parms, n)
+		if err != nil {
+			return nil, fmt.Errorf("RSA key: %w", err)
+		}
+		return key, nil
+	}
+	return nil, fmt.Errorf("key type 0x%04x is not supported, want ECC or RSA", uint16(pub.Type))
 }
 
 // AKFingerprint returns the hex SHA-256 of the key's SubjectPublicKeyInfo
